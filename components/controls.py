@@ -1,0 +1,60 @@
+"""Layout fragments: cards, labelled controls, progress blocks, and controls built from parameter specs."""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+
+def card(title: str, *children, card_id: str | None = None, class_name: str = "") -> html.Section:
+    """A titled panel."""
+    kwargs = {"id": card_id} if card_id else {}
+    return html.Section([html.H2(title, className="card-title"), *children], className=f"card {class_name}".strip(), **kwargs)
+
+
+def labelled(label: str, control, hint: str = "") -> html.Div:
+    """A control with its label above it (and an optional hint as a tooltip)."""
+    return html.Div([html.Label(label, title=hint), control], className="control")
+
+
+def progress_block(bar_id: str, text_id: str, wrapper_id: str) -> html.Div:
+    """A native progress bar and a status line, hidden until a background job runs."""
+    return html.Div(
+        [html.Progress(id=bar_id, value="0", max="100", className="progress"), html.Span(id=text_id, className="progress-text")],
+        id=wrapper_id, className="progress-block", style={"display": "none"},
+    )
+
+
+def message(text: str, kind: str = "error") -> html.Div:
+    """An inline message: error, warning or info."""
+    return html.Div(text, className=f"message message-{kind}", role="alert" if kind == "error" else "status")
+
+
+def param_control(spec: Any, control_id: dict, layer_options: list[str] | None = None):
+    """A Dash control for one parameter spec (duck-typed: name, kind, default, label, low, high, step, choices, help)."""
+    label = spec.label or spec.name
+    if spec.kind in ("int", "float"):
+        step = spec.step if spec.step is not None else (1 if spec.kind == "int" else 0.01)
+        control = dcc.Slider(
+            id=control_id, min=spec.low, max=spec.high, step=step, value=spec.default, marks=None,
+            updatemode="mouseup",
+        )
+    elif spec.kind == "choice":
+        control = dcc.Dropdown(id=control_id, options=[{"label": str(c), "value": c} for c in spec.choices],
+                               value=spec.default, clearable=False)
+    elif spec.kind == "bool":
+        control = dcc.Checklist(id=control_id, options=[{"label": " on", "value": "on"}],
+                                value=["on"] if spec.default else [], inline=True)
+    elif spec.kind == "layer":
+        options = [{"label": "(default)", "value": ""}] + [{"label": name, "value": name} for name in layer_options or []]
+        control = dcc.Dropdown(id=control_id, options=options, value=spec.default, clearable=False)
+    else:
+        control = dcc.Input(id=control_id, value=spec.default, debounce=True)
+    return labelled(label, control, spec.help)
+
+
+def control_value(spec: Any, value: Any) -> Any:
+    """Undo the control's encoding (a checklist's list for a bool) before the spec coerces the value."""
+    if spec.kind == "bool" and isinstance(value, list):
+        return bool(value)
+    return value

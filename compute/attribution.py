@@ -1,0 +1,325 @@
+"""Attribution maps (which pixels matter for a class) and feature inversions (what a channel responds to).
+
+Images are ``(C, H, W)`` float tensors in the data range; models map ``(B, C, H, W)`` to logits ``(B, K)``, are
+in eval mode and may live on any device. Results are detached CPU float32 tensors. The gradient methods and
+Grad-CAM live in :mod:`compute.gradients` and are re-exported here; :data:`METHODS` is the table a UI builds
+its menus from.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from compute.cache import memoize
+from compute.device import activation_floats, batch_size_for, model_device
+from compute.gradients import (
+    Progress,
+    capture_output,
+    check_image,
+    gradcam,
+    input_gradients,
+    integrated_gradients,
+    integrated_gradients_attributions,
+    saliency,
+    smoothgrad,
+)
+from compute.params import Method, Param
+
+__all__ = [
+    "INVERSIONS", "METHODS", "attribution_map", "cached_inversion", "gradcam", "input_gradients", "integrated_gradients",
+    "integrated_gradients_attributions", "invert", "most_active_channel", "occlusion",
+    "occlusion_probability_map", "rank_correlation", "saliency", "smoothgrad",
+]
+
+
+# ---------------------------------------------------------------------------------------------- occlusion
+
+def _box_masks(size: int, box: int, stride: int) -> torch.Tensor:
+    """``(n, size)`` bool: row i covers the box of side ``box`` centred at ``i * stride``, clipped to the image.
+
+    An even box has one more pixel before its centre than after it.
+    """
+    centres = torch.arange(0, size, stride)
+    starts = centres - box // 2
+    positions = torch.arange(size)
+    return (positions >= starts[:, None]) & (positions < starts[:, None] + box)
+
+
+def _nearest_centre(size: int, stride: int, count: int) -> torch.Tensor:
+    """Index of the grid centre nearest to each pixel (ties go to the lower centre), ``(size,)``."""
+    return ((torch.arange(size) + (stride - 1) // 2) // stride).clamp(max=count - 1)
+
+
+def occlusion_probability_map(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    box: int = 8,
+    stride: int = 2,
+    fill: float | tuple[float, ...] | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Zeiler & Fergus 2014 occlusion: p(target) with a grey box centred near each pixel, ``(H, W)``.
+
+    Boxes of side ``box`` filled with ``fill`` (a value, one value per channel, or None: the per-channel mean
+    of the image) are centred on the grid
+    0, stride, 2*stride, ... in both directions and clipped at the border. Each pixel takes the probability of
+    its nearest grid centre, so stride=1 gives exactly "box centred at each pixel". The occluded copies are
+    built and classified batch by batch.
+    """
+    check_image(image)
+    if box < 1 or stride < 1:
+        raise ValueError(f"box and stride must be at least 1, got box={box}, stride={stride}")
+    device = model_device(model)
+    x = image.detach().to(device, torch.float32)
+    channels, height, width = x.shape
+    if fill is None:
+        fill_value = x.mean((1, 2), keepdim=True)
+    else:
+        fill_value = torch.as_tensor(fill, dtype=torch.float32, device=device).reshape(-1, 1, 1).expand(channels, 1, 1)
+    rows = _box_masks(height, box, stride).to(device)
+    cols = _box_masks(width, box, stride).to(device)
+    count = len(rows) * len(cols)
+    batch = batch_size or batch_size_for(device, activation_floats(model, (channels, height, width)))
+    probabilities = torch.empty(count)
+    with torch.no_grad():
+        for start in range(0, count, batch):
+            index = torch.arange(start, min(start + batch, count), device=device)
+            masks = rows[index // len(cols), :, None] & cols[index % len(cols), None, :]
+            copies = torch.where(masks[:, None], fill_value, x)
+            logits = model(copies)
+            probabilities[start:start + len(index)] = logits.softmax(1)[:, target].float().cpu()
+            if progress is not None:
+                progress((start + len(index)) / count, f"occlusion {start + len(index)}/{count} boxes")
+    grid = probabilities.view(len(rows), len(cols))
+    return grid[_nearest_centre(height, stride, len(rows))][:, _nearest_centre(width, stride, len(cols))]
+
+
+def occlusion(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    box: int = 8,
+    stride: int = 2,
+    fill: float | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Probability drop ``(H, W)``: p(target | image) - :func:`occlusion_probability_map`; larger = more important."""
+    check_image(image)
+    with torch.no_grad():
+        logits = model(image.detach().to(model_device(model), torch.float32)[None])
+    clean = float(logits.softmax(1)[0, target])
+    return clean - occlusion_probability_map(model, image, target, box, stride, fill, batch_size, progress)
+
+
+# ---------------------------------------------------------------------------------------------- inversion
+
+INVERSIONS: dict[str, str] = {
+    "deconvnet": "Deconvnet (Zeiler & Fergus 2014)",
+    "guided_backprop": "Guided backpropagation (Springenberg et al. 2015)",
+}
+
+
+class _RectifiedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradient: everywhere (deconvnet) or where x > 0 (guided)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, guided: bool) -> torch.Tensor:
+        ctx.guided = guided
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        grad_in = grad_out.clamp(min=0)
+        return (grad_in * (x > 0) if ctx.guided else grad_in), None
+
+
+@contextmanager
+def _relu_backward_rule(model: nn.Module, guided: bool) -> Iterator[None]:
+    """Within the block every nn.ReLU of ``model`` backpropagates by the deconvnet or guided rule.
+
+    inplace is switched off meanwhile because the replacement needs the ReLU's untouched input.
+    """
+    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
+    inplace = [relu.inplace for relu in relus]
+    handles = []
+    try:
+        for relu in relus:
+            relu.inplace = False
+            handles.append(relu.register_forward_hook(lambda _m, inputs, _out: _RectifiedReLU.apply(inputs[0], guided)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for relu, was_inplace in zip(relus, inplace):
+            relu.inplace = was_inplace
+
+
+def invert(
+    model: nn.Module,
+    image: torch.Tensor,
+    layer: str,
+    channel: int,
+    method: str = "deconvnet",
+    keep: str = "channel",
+) -> torch.Tensor:
+    """Project one channel at ``layer`` back to pixel space, ``(C, H, W)``.
+
+    The channel's activations (keep="channel") or only its largest one (keep="max") are the gradient sent
+    back from ``layer``, every other activation zero. Every nn.ReLU backpropagates by the deconvnet rule
+    (relu of the gradient) or the guided-backprop rule (that, and only where the forward input was positive);
+    max pooling's backward routes to the argmax (the "switches") and a conv's backward is its transpose.
+    Only nn.ReLU modules are changed: functional relu calls keep their ordinary gradient.
+    """
+    check_image(image)
+    if method not in INVERSIONS:
+        raise ValueError(f"unknown inversion method {method!r}: use one of {', '.join(INVERSIONS)}")
+    if keep not in ("channel", "max"):
+        raise ValueError(f"keep must be 'channel' or 'max', got {keep!r}")
+    x = image.detach().to(model_device(model), torch.float32)[None].requires_grad_(True)
+    # The capture hook goes on after the ReLU hooks, so a ReLU layer's captured output is the replaced one.
+    with torch.enable_grad(), _relu_backward_rule(model, guided=method == "guided_backprop"):
+        with capture_output(model, layer) as captured:
+            model(x)
+        activation = captured[0]
+        if not 0 <= channel < activation.shape[1]:
+            raise ValueError(f"channel {channel} is out of range: layer {layer!r} has {activation.shape[1]} channels")
+        chosen = activation[0, channel].detach()
+        seed = torch.zeros_like(activation)
+        if keep == "channel":
+            seed[0, channel] = chosen
+        else:
+            peak = chosen.argmax()  # index into the flattened map
+            seed[0, channel].view(-1)[peak] = chosen.flatten()[peak]
+        (grad,) = torch.autograd.grad(activation, x, grad_outputs=seed)
+    return grad[0].float().cpu()
+
+
+def most_active_channel(model: nn.Module, image: torch.Tensor, layer: str) -> int:
+    """The channel of ``layer`` with the largest mean activation on ``image (C, H, W)``."""
+    check_image(image)
+    with torch.no_grad(), capture_output(model, layer) as captured:
+        model(image.detach().to(model_device(model), torch.float32)[None])
+    activation = captured[0]
+    return int(activation[0].flatten(1).mean(1).argmax()) if activation.ndim > 2 else int(activation[0].argmax())
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two maps of equal size, flattened (ties averaged); 0.0 if one is constant.
+
+    Used for the Adebayo et al. 2018 sanity check: a map that barely changes when the model's weights are
+    randomised does not explain the model.
+    """
+    from scipy.stats import spearmanr  # scipy.stats is slow to import; only pay for it when used
+
+    x = a.detach().flatten().double().cpu().numpy()
+    y = b.detach().flatten().double().cpu().numpy()
+    if x.shape != y.shape:
+        raise ValueError(f"maps differ in size: {a.numel()} vs {b.numel()} values")
+    if x.min() == x.max() or y.min() == y.max():
+        return 0.0
+    return float(spearmanr(x, y).statistic)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+_FILLS = {"data mean": "data", "image mean": None, "zero": 0.0, "one": 1.0}
+
+
+def _occlusion_method(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    box: int = 8,
+    stride: int = 2,
+    fill: str = "data mean",
+    data_mean: tuple[float, ...] | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """:func:`occlusion` with the fill given as a menu choice; "data mean" uses ``data_mean`` (per channel),
+    falling back to the image mean when it is not given."""
+    if fill not in _FILLS:
+        raise ValueError(f"unknown fill {fill!r}: use one of {', '.join(_FILLS)}")
+    value = _FILLS[fill]
+    if value == "data":
+        value = tuple(data_mean) if data_mean else None
+    return occlusion(model, image, target, box, stride, value, batch_size, progress)
+
+
+METHODS: dict[str, Method] = {
+    "occlusion": Method(
+        _occlusion_method,
+        "Occlusion",
+        (
+            Param("box", "int", 8, "Box size", 1, 64, 1, help="side of the occluding square, in pixels"),
+            Param("stride", "int", 2, "Stride", 1, 32, 1, help="pixels between box centres"),
+            Param("fill", "choice", "data mean", "Fill", choices=tuple(_FILLS), help="value inside the box"),
+        ),
+        "Drop in the class probability when a square around each pixel is greyed out (Zeiler & Fergus 2014).",
+    ),
+    "saliency": Method(
+        saliency,
+        "Saliency",
+        (Param("absolute", "bool", True, "Absolute", help="max |gradient| over channels; off: signed sum"),),
+        "Gradient of the class score with respect to the pixels (Simonyan et al. 2014).",
+    ),
+    "smoothgrad": Method(
+        smoothgrad,
+        "SmoothGrad",
+        (
+            Param("samples", "int", 32, "Samples", 1, 256, 1, help="noisy copies averaged"),
+            Param("sigma", "float", 0.15, "Noise level", 0.0, 0.5, 0.01, help="noise std / image value range"),
+        ),
+        "Saliency averaged over noisy copies of the image (Smilkov et al. 2017).",
+    ),
+    "integrated_gradients": Method(
+        integrated_gradients,
+        "Integrated gradients",
+        (
+            Param("steps", "int", 32, "Steps", 4, 256, 1, help="quadrature points along the path"),
+            Param("baseline", "choice", "zero", "Baseline", choices=("zero", "mean"), help="start of the path"),
+        ),
+        "Gradients integrated along the path from a baseline to the image; signed, sums to the score change "
+        "(Sundararajan et al. 2017).",
+    ),
+    "gradcam": Method(
+        gradcam,
+        "Grad-CAM",
+        (Param("layer", "layer", "", "Layer", help="conv layer; empty = last conv layer"),),
+        "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------- cached entry points
+
+@memoize
+def attribution_map(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    method: str,
+    params: dict | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """``METHODS[method]`` on one image with ``params``, cached by model fingerprint, image, target and parameters."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}")
+    return METHODS[method].function(model, image, target, **(params or {}), progress=progress)
+
+
+@memoize
+def cached_inversion(model: nn.Module, image: torch.Tensor, layer: str, channel: int, method: str = "deconvnet",
+                     keep: str = "channel") -> torch.Tensor:
+    """:func:`invert`, cached like :func:`attribution_map`."""
+    return invert(model, image, layer, channel, method, keep)

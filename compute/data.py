@@ -1,0 +1,187 @@
+"""Data set table: ``DATASETS`` maps a name to a loader; ``load(name)`` returns a :class:`Dataset`.
+
+Images are float32 in [0, 1], shape (N, C, H, W). Models take images in that range (torchvision models get
+their normalisation as a forward pre-hook, see ``compute.models``), so attribution maps live in pixel space.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from compute.cache import tensor_fingerprint
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+MAX_IMAGE_BYTES = 50 * 1024**2
+DIGITS_SIZE = 32
+
+
+class DataError(ValueError):
+    """A data set that cannot be loaded, with a message meant for the user."""
+
+
+@dataclass
+class Dataset:
+    """Images, labels and what is needed to show them.
+
+    images: (N, C, H, W) float32 in [0, 1] — a tensor, or for image folders a lazy :class:`FolderImages`
+    that loads on indexing. labels: (N,) int64. is_test: (N,) bool, the fixed held-out split.
+    """
+
+    name: str
+    images: "torch.Tensor | FolderImages"
+    labels: torch.Tensor
+    classes: list[str]
+    is_test: torch.Tensor
+    description: str = ""
+    fingerprint: str = ""
+    channel_mean: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # A data set made by hand still gets a content fingerprint, so cache keys never collide.
+        if not self.fingerprint and isinstance(self.images, torch.Tensor):
+            self.fingerprint = f"{self.name}:" + tensor_fingerprint(self.images) + tensor_fingerprint(self.labels)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def image(self, index: int) -> torch.Tensor:
+        """One image (C, H, W); IndexError with a readable message when out of range."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} is out of range: {self.name} has {len(self)} images")
+        return self.images[index]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    loader: Callable[[], Dataset]
+    description: str
+
+
+def _digits() -> Dataset:
+    """scikit-learn's 1,797 handwritten digits (8x8, 0..16), upsampled bilinearly to 32x32 and scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    small = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    images = torch.nn.functional.interpolate(small, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
+    images = images.clamp_(0.0, 1.0).contiguous()
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    _, test_index = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=bunch.target)
+    is_test = torch.zeros(len(labels), dtype=torch.bool)
+    is_test[torch.from_numpy(test_index)] = True
+    return Dataset(
+        name="digits",
+        images=images,
+        labels=labels,
+        classes=[str(d) for d in range(10)],
+        is_test=is_test,
+        description="scikit-learn handwritten digits: 8x8 scans upsampled bilinearly to 32x32",
+        fingerprint="digits:" + tensor_fingerprint(images) + tensor_fingerprint(labels),
+        channel_mean=tuple(images.mean(dim=(0, 2, 3)).tolist()),
+    )
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec(_digits, "scikit-learn handwritten digits (1,797 images, 10 classes), shown at 32x32"),
+}
+
+
+class FolderImages:
+    """Lazily loaded images of a folder, resized to a fixed square size; indexable like a tensor."""
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths = paths
+        self.size = size
+        self.shape = (len(paths), 3, size, size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _load(self, path: Path) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            if path.stat().st_size > MAX_IMAGE_BYTES:
+                raise DataError(f"{path.name} is larger than {MAX_IMAGE_BYTES // 1024**2} MB")
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"{path.name} is not a readable image ({error.__class__.__name__})") from error
+        return image_to_tensor(image, self.size)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self._load(self.paths[int(index)])
+        if isinstance(index, slice):
+            chosen = self.paths[index]
+        else:
+            chosen = [self.paths[int(i)] for i in index]
+        return torch.stack([self._load(p) for p in chosen]) if chosen else torch.zeros((0, *self.shape[1:]))
+
+
+def image_to_tensor(image, size: int) -> torch.Tensor:
+    """A PIL image -> (3, size, size) float32 in [0, 1]: shorter side resized to ``size``, then centre-cropped."""
+    from PIL import Image
+
+    width, height = image.size
+    scale = size / min(width, height)
+    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.BILINEAR)
+    left = (image.size[0] - size) // 2
+    top = (image.size[1] - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def load_folder(path: str | Path, size: int = 224) -> Dataset:
+    """An image folder: one subfolder per class (ImageFolder layout), or a flat folder of unlabelled images."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{path} is not a folder")
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    groups = [(d.name, sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)) for d in subfolders]
+    groups = [(name, files) for name, files in groups if files]
+    if not groups:
+        flat = sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        groups = [("unlabelled", flat)] if flat else []
+    if not groups:
+        raise DataError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    paths = [file for _, files in groups for file in files]
+    labels = torch.tensor([k for k, (_, files) in enumerate(groups) for _ in files], dtype=torch.int64)
+    hasher = hashlib.blake2b(digest_size=16)
+    for file in paths:
+        stat = file.stat()
+        hasher.update(f"{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    generator = torch.Generator().manual_seed(0)
+    is_test = torch.rand(len(paths), generator=generator) < 0.2
+    return Dataset(
+        name=str(root),
+        images=FolderImages(paths, size),
+        labels=labels,
+        classes=[name for name, _ in groups],
+        is_test=is_test,
+        description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}",
+        fingerprint=f"folder:{size}:" + hasher.hexdigest(),
+        channel_mean=(0.485, 0.456, 0.406),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load(name: str = "digits") -> Dataset:
+    """Load a data set by table name, or an image folder by path. DataError names the valid choices."""
+    spec = DATASETS.get(name)
+    if spec is not None:
+        return spec.loader()
+    if Path(name).expanduser().is_dir():
+        return load_folder(name)
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, or a folder of images")

@@ -1,0 +1,242 @@
+"""Gradient attributions: saliency, SmoothGrad and integrated gradients over one batched gradient routine; Grad-CAM.
+
+Images are ``(C, H, W)`` float tensors in the data range; models map ``(B, C, H, W)`` to logits ``(B, K)`` and
+are in eval mode, so items of a batch do not influence each other and results do not depend on batch size.
+Results come back as detached CPU float32 tensors.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from compute.device import activation_floats, batch_size_for, model_device
+
+Progress = Callable[[float, str], None]
+
+
+def check_image(image: torch.Tensor) -> None:
+    """Raise ValueError unless ``image`` is a single ``(C, H, W)`` image."""
+    if image.ndim != 3:
+        raise ValueError(f"expected one image of shape (C, H, W), got shape {tuple(image.shape)}")
+
+
+def gradient_batch_size(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Items per forward+backward pass that fit in a quarter of the free memory of the model's device."""
+    return batch_size_for(model_device(model), activation_floats(model, input_shape), with_backward=True)
+
+
+def input_gradients(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    target: int | torch.Tensor,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Gradient of the target logit with respect to each image: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+
+    ``target`` is one class for all images or a ``(B,)`` tensor of classes. Each batch takes one backward
+    pass of the summed target scores; that is exact because eval-mode items are independent.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(images.shape)}")
+    device = model_device(model)
+    count = images.shape[0]
+    targets = torch.as_tensor(target, device=device).long().expand(count)
+    batch = batch_size or gradient_batch_size(model, tuple(images.shape[1:]))
+    grads = torch.empty(images.shape, dtype=torch.float32)
+    # A caller inside torch.no_grad (a UI callback, say) must still get gradients.
+    with torch.enable_grad():
+        for start in range(0, count, batch):
+            stop = min(start + batch, count)
+            x = images[start:stop].detach().to(device, torch.float32).requires_grad_(True)
+            scores = model(x).gather(1, targets[start:stop, None]).sum()
+            # autograd.grad, not backward: parameters' .grad stay untouched.
+            (grad,) = torch.autograd.grad(scores, x)
+            grads[start:stop] = grad.detach().cpu()
+            if progress is not None:
+                progress(stop / count, f"gradients {stop}/{count}")
+    return grads
+
+
+def _reduce_channels(grads: torch.Tensor, absolute: bool) -> torch.Tensor:
+    """``(..., C, H, W)`` -> ``(..., H, W)``: max of |grad| over channels, or the signed channel sum."""
+    return grads.abs().amax(-3) if absolute else grads.sum(-3)
+
+
+def saliency(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    absolute: bool = True,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Simonyan et al. 2014 saliency map ``(H, W)`` of ``image (C, H, W)`` for class ``target``.
+
+    absolute: max over channels of |d score / d x|; otherwise the signed gradient summed over channels.
+    ``batch_size`` is accepted for a uniform interface (there is only one image).
+    """
+    check_image(image)
+    grads = input_gradients(model, image[None], target, batch_size=1, progress=progress)
+    return _reduce_channels(grads[0], absolute)
+
+
+def smoothgrad(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    samples: int = 32,
+    sigma: float = 0.15,
+    absolute: bool = True,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Smilkov et al. 2017 SmoothGrad ``(H, W)``: saliency averaged over ``samples`` noisy copies of ``image``.
+
+    Noise is N(0, (sigma * (max - min of image))^2), or N(0, sigma^2) for a constant image, drawn up front from
+    a generator seeded with ``seed`` so the result does not depend on ``batch_size``. absolute: the mean of the
+    absolute saliency maps; otherwise the mean signed gradient summed over channels.
+    """
+    check_image(image)
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    x = image.detach().cpu().float()
+    value_range = float(x.max() - x.min())
+    std = sigma * value_range if value_range > 0 else sigma
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((samples, *x.shape), generator=generator) * std
+    grads = input_gradients(model, x + noise, target, batch_size=batch_size, progress=progress)
+    return _reduce_channels(grads, absolute).mean(0)
+
+
+def _baseline_image(image: torch.Tensor, baseline: str | float) -> torch.Tensor:
+    """The path's start ``(C, H, W)``: zeros, the per-channel mean of ``image``, or a constant."""
+    if baseline == "zero":
+        return torch.zeros_like(image)
+    if baseline == "mean":
+        return image.mean((1, 2), keepdim=True).expand_as(image).clone()
+    if isinstance(baseline, str):
+        raise ValueError(f"unknown baseline {baseline!r}: use 'zero', 'mean' or a number")
+    return torch.full_like(image, float(baseline))
+
+
+def integrated_gradients_attributions(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    steps: int = 32,
+    baseline: str | float = "zero",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Sundararajan et al. 2017 integrated gradients per input value, ``(C, H, W)``.
+
+    The path integral from the baseline to ``image`` uses ``steps``-point Gauss-Legendre quadrature (as captum
+    does by default); all path points go through :func:`input_gradients` in batches. The attributions sum to
+    about logit_target(image) - logit_target(baseline) (completeness).
+    """
+    check_image(image)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    x = image.detach().cpu().float()
+    start = _baseline_image(x, baseline)
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    # leggauss integrates over [-1, 1]; map to alphas in [0, 1].
+    alphas = torch.tensor((nodes + 1) / 2, dtype=torch.float32)
+    weights = torch.tensor(weights / 2, dtype=torch.float32)
+    path = start + alphas[:, None, None, None] * (x - start)
+    grads = input_gradients(model, path, target, batch_size=batch_size, progress=progress)
+    return (x - start) * torch.einsum("s,schw->chw", weights, grads)
+
+
+def integrated_gradients(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    steps: int = 32,
+    baseline: str | float = "zero",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Signed integrated-gradients map ``(H, W)``: :func:`integrated_gradients_attributions` summed over channels."""
+    attributions = integrated_gradients_attributions(model, image, target, steps, baseline, batch_size, progress)
+    return attributions.sum(0)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+def conv_layer_names(model: torch.nn.Module) -> list[str]:
+    """Dotted names of the model's nn.Conv2d modules, in definition order."""
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
+
+
+def find_layer(model: torch.nn.Module, layer: str) -> torch.nn.Module:
+    """The module named ``layer`` ("" = the last nn.Conv2d); ValueError naming the conv layers otherwise."""
+    convs = conv_layer_names(model)
+    if layer == "":
+        if not convs:
+            raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
+        layer = convs[-1]
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ValueError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs) or 'none'}")
+    return modules[layer]
+
+
+@contextmanager
+def capture_output(model: torch.nn.Module, layer: str) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every output of ``layer`` is appended to the yielded list; the hook goes on exit.
+
+    The rest of the network gets a copy, so an in-place op downstream (ReLU(inplace=True) after a conv) can
+    neither overwrite the captured activation nor move its place in the autograd graph.
+    """
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        captured.append(output)
+        return output.clone()
+
+    handle = find_layer(model, layer).register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+# ---------------------------------------------------------------------------------------------- Grad-CAM
+
+def gradcam(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    target: int,
+    layer: str = "",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Selvaraju et al. 2017 Grad-CAM ``(H, W)`` at the layer named ``layer`` ("" = the last nn.Conv2d).
+
+    With activations A ``(K, h, w)`` at that layer, alpha_k = spatial mean of d score / d A_k and the map is
+    ReLU(sum_k alpha_k A_k), bilinearly upsampled to the image size. ``batch_size`` is accepted for a uniform
+    interface (there is only one image).
+    """
+    check_image(image)
+    x = image.detach().to(model_device(model), torch.float32)[None]
+    # Frozen parameters would leave the activation outside the graph unless the input needs a gradient.
+    with torch.enable_grad(), capture_output(model, layer) as captured:
+        logits = model(x.requires_grad_(True))
+        activation = captured[0]
+        if activation.ndim != 4:
+            shape = tuple(activation.shape)
+            raise ValueError(f"Grad-CAM needs a (B, K, h, w) activation; layer {layer!r} gives {shape}")
+        (grad,) = torch.autograd.grad(logits[0, target], activation)
+    alphas = grad[0].mean((1, 2))
+    cam = F.relu(torch.einsum("k,khw->hw", alphas, activation[0].detach()))
+    cam = F.interpolate(cam[None, None], size=tuple(image.shape[1:]), mode="bilinear", align_corners=False)
+    if progress is not None:
+        progress(1.0, "grad-cam done")
+    return cam[0, 0].float().cpu()

@@ -1,0 +1,284 @@
+"""Model table, the built-in digits CNN, its training with a checkpoint per epoch, and loading.
+
+``load("digits-cnn")`` trains the built-in model on first use (CPU, well under a minute) and keeps one
+checkpoint per epoch, epoch 0 (untrained) included, in the cache directory; later calls only read them.
+``load("resnet18", checkpoint="weights.pt")`` builds any torchvision classifier and loads a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from compute import data as data_module
+from compute.cache import cache_dir
+
+Progress = Callable[[float, str], None]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+
+
+def flush_denormals() -> None:
+    """Treat denormal floats as zero on the CPU (process-wide).
+
+    The digits are mostly exact zeros and training drives many weights and gradients into the denormal
+    range, which x86 CPUs compute ~18x slower (measured: 12.4 s vs 0.68 s for one epoch).
+    """
+    torch.set_flush_denormal(True)
+
+
+class ModelError(ValueError):
+    """A model or checkpoint that cannot be used, with a message meant for the user."""
+
+
+class DigitsCNN(nn.Module):
+    """Three conv+ReLU+max-pool stages and two linear layers for 1x32x32 digits.
+
+    Every stage is its own named module (ReLUs too) so each can be picked as a layer and hooked.
+    """
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv2, self.relu2, self.pool2 = nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv3, self.relu3, self.pool3 = nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1, self.relu4 = nn.Linear(64 * 4 * 4, 128), nn.ReLU()
+        self.logits = nn.Linear(128, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.relu1(self.conv1(images)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        x = self.pool3(self.relu3(self.conv3(x)))
+        return self.logits(self.relu4(self.fc1(self.flatten(x))))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[[], nn.Module]
+    dataset: str
+    description: str
+    epochs: int = 0
+    default_layer: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {
+    "digits-cnn": ModelSpec(
+        build=DigitsCNN,
+        dataset="digits",
+        description="small CNN (3 conv stages, 2 linear) trained here on the digits, a checkpoint per epoch",
+        epochs=10,
+        default_layer="relu2",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    epoch: int
+    path: Path
+    test_accuracy: float | None
+
+
+def _checkpoint_dir(name: str) -> Path:
+    return cache_dir() / "checkpoints" / name
+
+
+def _history_path(name: str) -> Path:
+    return _checkpoint_dir(name) / "history.json"
+
+
+def checkpoints(name: str = "digits-cnn") -> list[Checkpoint]:
+    """The per-epoch checkpoints of a built-in model, oldest first (empty until it has been trained)."""
+    history_file = _history_path(name)
+    if not history_file.exists():
+        return []
+    history = json.loads(history_file.read_text())
+    if not history.get("complete"):
+        return []
+    return [
+        Checkpoint(row["epoch"], _checkpoint_dir(name) / f"epoch_{row['epoch']:03d}.pt", row.get("test_accuracy"))
+        for row in history["epochs"]
+    ]
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
+    """Fraction of ``images`` (N, C, H, W) whose arg-max logit equals ``labels`` (N,)."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(labels), batch_size):
+            logits = model(images[start : start + batch_size])
+            correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
+    return correct / max(1, len(labels))
+
+
+def train_digits_cnn(epochs: int = 10, seed: int = 0, progress: Progress | None = None) -> list[dict]:
+    """Train :class:`DigitsCNN` on the digits' training split; save ``epoch_000.pt`` (untrained) to ``epoch_NNN.pt``.
+
+    Deterministic for a given seed and thread count. Returns the history rows (epoch, loss, test accuracy).
+    """
+    flush_denormals()
+    dataset = data_module.load("digits")
+    directory = _checkpoint_dir("digits-cnn")
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = DigitsCNN(len(dataset.classes))
+    train_images, train_labels = dataset.images[~dataset.is_test], dataset.labels[~dataset.is_test]
+    test_images, test_labels = dataset.images[dataset.is_test], dataset.labels[dataset.is_test]
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    steps_per_epoch = -(-len(train_labels) // 64)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+
+    def save(epoch: int, loss: float | None) -> None:
+        torch.save(model.state_dict(), directory / f"epoch_{epoch:03d}.pt")
+        history.append({"epoch": epoch, "train_loss": loss, "test_accuracy": accuracy(model, test_images, test_labels)})
+
+    save(0, None)
+    for epoch in range(1, epochs + 1):
+        if progress:
+            progress((epoch - 1) / epochs, f"training the digits CNN: epoch {epoch}/{epochs}")
+        model.train()
+        order = torch.randperm(len(train_labels), generator=generator)
+        total_loss = 0.0
+        for start in range(0, len(order), 64):
+            batch = order[start : start + 64]
+            # Small random shifts: the 8x8 scans are centred, and shifting makes the maps more telling.
+            shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
+            images = torch.roll(train_images[batch], shifts=shift, dims=(2, 3))
+            loss = nn.functional.cross_entropy(model(images), train_labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(batch)
+        save(epoch, total_loss / len(order))
+    # Written last: a run that was interrupted leaves no "complete" history and is redone.
+    _history_path("digits-cnn").write_text(json.dumps({"complete": True, "epochs": history}, indent=1))
+    if progress:
+        progress(1.0, f"trained: test accuracy {history[-1]['test_accuracy']:.1%}")
+    return history
+
+
+def ensure_trained(name: str = "digits-cnn", progress: Progress | None = None) -> list[Checkpoint]:
+    """Train the built-in model once (other processes wait on a lock instead of training twice)."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, or a torchvision name")
+    found = checkpoints(name)
+    if found:
+        return found
+    import diskcache
+
+    _checkpoint_dir(name).mkdir(parents=True, exist_ok=True)
+    lock_cache = diskcache.Cache(str(_checkpoint_dir(name) / "lock"))
+    with diskcache.Lock(lock_cache, "train", expire=600):
+        found = checkpoints(name)
+        if not found:
+            train_digits_cnn(MODELS[name].epochs, progress=progress)
+            found = checkpoints(name)
+    return found
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` with readable errors for missing, huge or foreign files."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise ModelError(f"checkpoint {path.name} is larger than {MAX_CHECKPOINT_BYTES // 1024**3} GB")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and weights-only refusals all mean: not a usable checkpoint
+        raise ModelError(f"{path.name} is not a weights-only PyTorch checkpoint: {str(error).splitlines()[0]}") from error
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path.name} holds no state_dict (a dict of tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Load ``state`` into ``model``; a mismatch raises ModelError listing what differs."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong_shape = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong_shape:
+        details = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if keys:
+                details.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+        raise ModelError(f"{source} does not match {type(model).__name__} ({'; '.join(details)})")
+    model.load_state_dict(state)
+    return model
+
+
+def _torchvision_model(name: str, checkpoint: str | None) -> nn.Module:
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, or a torchvision classifier name")
+    if checkpoint is None:
+        raise ModelError(f"{name} needs --checkpoint: weights are never downloaded")
+    state = read_state_dict(checkpoint)
+    linear_weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    num_classes = int(linear_weights[-1].shape[0]) if linear_weights else 1000
+    try:
+        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"cannot build {name}: {error}") from error
+    load_state(model, state, Path(checkpoint).name)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    # The data stay in [0, 1]; normalisation is part of the model so attributions are in pixel space.
+    model.register_forward_pre_hook(lambda _m, args: ((args[0] - mean.to(args[0].device)) / std.to(args[0].device),))
+    return model
+
+
+def build(name: str = "digits-cnn") -> nn.Module:
+    """The untrained architecture of a built-in model (cheap: for listing layers before training)."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name].build()
+
+
+def load(
+    name: str = "digits-cnn",
+    epoch: int | None = None,
+    checkpoint: str | None = None,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> nn.Module:
+    """The model in eval mode on ``device``.
+
+    Built-in models: trained on first use; ``epoch`` picks a per-epoch checkpoint (None = last), or
+    ``checkpoint`` a file of the same architecture. Other names: a torchvision classifier with ``checkpoint``.
+    """
+    flush_denormals()
+    if name in MODELS:
+        model = build(name)
+        if checkpoint is not None:
+            load_state(model, read_state_dict(checkpoint), Path(checkpoint).name)
+        else:
+            found = ensure_trained(name, progress)
+            chosen = found[-1] if epoch is None else next((c for c in found if c.epoch == epoch), None)
+            if chosen is None:
+                raise ModelError(f"{name} has no checkpoint for epoch {epoch}; epochs 0..{found[-1].epoch}")
+            load_state(model, read_state_dict(chosen.path), chosen.path.name)
+    else:
+        model = _torchvision_model(name, checkpoint)
+    return model.to(device).eval()
+
+
+def default_dataset(name: str) -> str:
+    """The data set a model is meant for: its table entry's, else the digits."""
+    spec = MODELS.get(name)
+    return spec.dataset if spec else "digits"

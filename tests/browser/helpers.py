@@ -1,0 +1,74 @@
+"""Page helpers: wait for Plotly graphs, click a WebGL scatter point at its pixel, pick dropdown options."""
+from __future__ import annotations
+
+SCATTER_READY = """() => { const gd = document.querySelector('#scatter .js-plotly-plot');
+    return !!(gd && gd.data && gd.data.some(t => t.name !== 'selected' && t.x && t.x.length)); }"""
+
+
+def wait_for_scatter(page, timeout: float = 120_000) -> None:
+    page.wait_for_function(SCATTER_READY, timeout=timeout)
+
+
+def scatter_title(page) -> str:
+    return page.evaluate("() => document.querySelector('#scatter .js-plotly-plot').layout.title.text")
+
+
+def click_scatter_point(page, rank: int = 0) -> dict:
+    """Click the ``rank``-th most isolated point at the pixel Plotly puts it (Scattergl draws on a canvas).
+
+    Isolated points are chosen so that no neighbour drawn on top can take the click. Returns the point's
+    pixel, sample index and true class name.
+    """
+    target = page.evaluate(
+        """(rank) => { const gd = document.querySelector('#scatter .js-plotly-plot');
+            const fl = gd._fullLayout; const box = gd.getBoundingClientRect(); const points = [];
+            gd.data.forEach(tr => { if (tr.name === 'selected' || !tr.x) return;
+                tr.x.forEach((x, k) => points.push({px: fl.xaxis.d2p(x), py: fl.yaxis.d2p(tr.y[k]),
+                    index: Number(tr.customdata[k][0]), name: String(tr.customdata[k][1])})); });
+            points.forEach(p => { p.gap = Infinity; points.forEach(q => { if (q !== p)
+                p.gap = Math.min(p.gap, Math.hypot(p.px - q.px, p.py - q.py)); }); });
+            const inside = points.filter(p => p.px > 20 && p.py > 20 && p.px < fl._size.w - 20 && p.py < fl._size.h - 20);
+            inside.sort((a, b) => b.gap - a.gap);
+            const p = inside[rank];
+            return {x: box.left + fl._size.l + p.px, y: box.top + fl._size.t + p.py, index: p.index, name: p.name}; }""",
+        rank,
+    )
+    page.mouse.click(target["x"], target["y"])
+    return target
+
+
+def pick_option(page, dropdown_id: str, value: str) -> None:
+    """Open a dcc.Dropdown and choose the option whose value is ``value``."""
+    page.click(f"#{dropdown_id}")
+    page.click(f".dash-dropdown-option:has(input[value='{value}'])")
+
+
+def figure_signature(page, selector: str) -> str:
+    """A string that changes whenever the Plotly figure inside ``selector`` gets new data or a new title."""
+    return page.evaluate(
+        """(sel) => { const gd = document.querySelector(sel + ' .js-plotly-plot') || document.querySelector(sel);
+            if (!gd || !gd.data) return '';
+            const title = gd.layout && gd.layout.title ? gd.layout.title.text : '';
+            return title + '|' + JSON.stringify(gd.data.map(t => t.z || t.x || [])).slice(0, 4000); }""",
+        selector,
+    )
+
+
+def wait_for_change(page, selector: str, before: str, timeout: float = 60_000) -> str:
+    page.wait_for_function(
+        """([sel, before]) => { const gd = document.querySelector(sel + ' .js-plotly-plot') || document.querySelector(sel);
+            if (!gd || !gd.data) return false;
+            const title = gd.layout && gd.layout.title ? gd.layout.title.text : '';
+            return (title + '|' + JSON.stringify(gd.data.map(t => t.z || t.x || [])).slice(0, 4000)) !== before; }""",
+        arg=[selector, before], timeout=timeout,
+    )
+    return figure_signature(page, selector)
+
+
+def wait_for_detail(page, index: int, timeout: float = 60_000) -> str:
+    """Wait until the detail panel shows sample ``index``; returns its title text."""
+    page.wait_for_function(
+        "(i) => { const el = document.querySelector('#detail-title'); return !!el && el.innerText.includes('#' + i + ' '); }",
+        arg=index, timeout=timeout,
+    )
+    return page.inner_text("#detail-title")

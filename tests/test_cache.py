@@ -1,0 +1,256 @@
+"""Tests of compute.cache: memoize hits and misses, and the fingerprints that make up its keys."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compute import cache
+
+
+@pytest.fixture()
+def fresh_cache(tmp_path, monkeypatch):
+    """A cache directory of its own for one test (get_cache opens one cache per pid and directory)."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(directory))
+    return directory
+
+
+def counting(function):
+    """``function`` memoized, with ``.calls`` counting how often its body really ran."""
+    calls = []
+
+    @functools.wraps(function)  # keeps the signature, so defaults and argument names reach the key
+    def body(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    # memoize keys on the qualified name; give every counted function its own.
+    body.__qualname__ = f"counting.{function.__qualname__}"
+    wrapped = cache.memoize(body)
+    wrapped.calls = calls
+    return wrapped
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def test_cache_dir_follows_the_environment_variable(fresh_cache):
+    assert cache.cache_dir() == fresh_cache
+    assert cache.get_cache().directory == str(fresh_cache / "results")
+
+
+def test_same_call_twice_computes_once_and_returns_identical_arrays(fresh_cache):
+    def features(values, scale=2.0):
+        return np.asarray(values, dtype=np.float64) * scale + np.random.default_rng().random(len(values))
+
+    cached = counting(features)
+    first = cached([1.0, 2.0, 3.0])
+    second = cached([1.0, 2.0, 3.0])
+    # The body adds fresh noise, so equality proves the second result came from the cache.
+    assert len(cached.calls) == 1
+    np.testing.assert_array_equal(first, second)
+    assert second.dtype == np.float64
+
+
+def test_defaults_and_keywords_give_the_same_key_as_positional_arguments(fresh_cache):
+    def scaled(x, scale=2.0):
+        return x * scale
+
+    cached = counting(scaled)
+    assert cached(3.0) == 6.0
+    assert cached(3.0, 2.0) == 6.0
+    assert cached(x=3.0, scale=2.0) == 6.0
+    assert len(cached.calls) == 1
+    assert cached(3.0, scale=3.0) == 9.0
+    assert len(cached.calls) == 2
+
+
+def test_different_arguments_miss(fresh_cache):
+    cached = counting(lambda x: x + 1)
+    assert [cached(1), cached(2), cached(1), cached(2)] == [2, 3, 2, 3]
+    assert len(cached.calls) == 2
+
+
+def test_different_functions_with_the_same_arguments_do_not_share_entries(fresh_cache):
+    def add_one(x):
+        return x + 1
+
+    def double(x):
+        return x * 2
+
+    assert counting(add_one)(5) == 6
+    assert counting(double)(5) == 10
+
+
+def test_results_persist_per_cache_directory(tmp_path, monkeypatch):
+    cached = counting(lambda x: x * 10)
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "a"))
+    assert cached(1) == 10
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "b"))
+    assert cached(1) == 10
+    assert len(cached.calls) == 2  # a new directory is a new, empty cache
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "a"))
+    assert cached(1) == 10
+    assert len(cached.calls) == 2  # back in the first directory: a hit
+    assert (tmp_path / "a" / "results").is_dir()
+
+
+def test_in_place_weight_change_changes_the_fingerprint_and_misses(fresh_cache):
+    model = tiny_model()
+    inputs = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+
+    def outputs(model, inputs):
+        with torch.no_grad():
+            return model(inputs)
+
+    cached = counting(outputs)
+    before = cache.model_fingerprint(model)
+    original = model[0].weight.detach().clone()
+    first = cached(model, inputs)
+    assert len(cached.calls) == 1
+    with torch.no_grad():
+        model[0].weight.add_(1)
+    assert cache.model_fingerprint(model) != before
+    second = cached(model, inputs)
+    assert len(cached.calls) == 2
+    assert not torch.equal(first, second)
+    torch.testing.assert_close(second, outputs(model, inputs))
+    # Writing the old values back restores the old fingerprint, and the first entry hits again.
+    with torch.no_grad():
+        model[0].weight.copy_(original)
+    assert cache.model_fingerprint(model) == before
+    torch.testing.assert_close(cached(model, inputs), first)
+    assert len(cached.calls) == 2
+
+
+def test_load_state_dict_of_other_weights_misses(fresh_cache):
+    model, other = tiny_model(0), tiny_model(1)
+    cached = counting(lambda model: float(sum(p.detach().sum() for p in model.parameters())))
+    first = cached(model)
+    fingerprint = cache.model_fingerprint(model)
+    model.load_state_dict(other.state_dict())
+    assert cache.model_fingerprint(model) != fingerprint
+    assert cache.model_fingerprint(model) == cache.model_fingerprint(other)
+    second = cached(model)
+    assert len(cached.calls) == 2
+    assert second != first
+    assert second == pytest.approx(float(sum(p.detach().sum() for p in other.parameters())))
+
+
+def test_models_with_identical_weights_share_a_fingerprint_and_an_entry(fresh_cache):
+    model, copy = tiny_model(0), tiny_model(0)
+    assert model is not copy
+    assert cache.model_fingerprint(model) == cache.model_fingerprint(copy)
+    assert cache.model_fingerprint(model) != cache.model_fingerprint(tiny_model(1))
+    cached = counting(lambda model: model[0].weight.sum().item())
+    assert cached(model) == cached(copy)
+    assert len(cached.calls) == 1
+
+
+def test_model_fingerprint_includes_buffers_and_the_class():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scale", torch.ones(3))
+
+    class Other(Scaled):
+        pass
+
+    first, second = Scaled(), Scaled()
+    assert cache.model_fingerprint(first) == cache.model_fingerprint(second)
+    second.scale.mul_(2)
+    assert cache.model_fingerprint(first) != cache.model_fingerprint(second)
+    assert cache.model_fingerprint(Scaled()) != cache.model_fingerprint(Other())
+
+
+def test_tensors_fingerprint_by_content():
+    a = torch.arange(6, dtype=torch.float32)
+    b = torch.arange(6, dtype=torch.float32)  # another object, same content
+    assert cache.tensor_fingerprint(a) == cache.tensor_fingerprint(b)
+    assert cache.fingerprint(a) == cache.fingerprint(b)
+    assert cache.tensor_fingerprint(a) != cache.tensor_fingerprint(a + 1)
+    # Same bytes, other shape or dtype: different content.
+    assert cache.tensor_fingerprint(a) != cache.tensor_fingerprint(a.reshape(2, 3))
+    assert cache.tensor_fingerprint(a) != cache.tensor_fingerprint(a.view(torch.int32))
+    # A non-contiguous view fingerprints like its contiguous copy.
+    matrix = torch.arange(12.0).reshape(3, 4)
+    assert cache.tensor_fingerprint(matrix.t()) == cache.tensor_fingerprint(matrix.t().contiguous())
+    # requires_grad does not matter, values do.
+    assert cache.tensor_fingerprint(a.clone().requires_grad_()) == cache.tensor_fingerprint(a)
+
+
+def test_arrays_fingerprint_by_content():
+    a = np.arange(6.0)
+    assert cache.fingerprint(a) == cache.fingerprint(np.arange(6.0))
+    assert cache.fingerprint(a) != cache.fingerprint(np.arange(6.0) + 1)
+    assert cache.fingerprint(a) != cache.fingerprint(a.reshape(2, 3))
+    assert cache.fingerprint(a[::2]) == cache.fingerprint(np.ascontiguousarray(a[::2]))
+
+
+def test_equal_tensor_arguments_hit(fresh_cache):
+    cached = counting(lambda t: t * 2)
+    first = cached(torch.arange(4.0))
+    second = cached(torch.arange(4.0))
+    cached(torch.arange(4.0) + 1)
+    assert len(cached.calls) == 2
+    torch.testing.assert_close(first, second)
+
+
+def test_plain_values_and_containers_fingerprint_by_value():
+    assert cache.fingerprint([1, "a", None]) == cache.fingerprint([1, "a", None])
+    assert cache.fingerprint([1, 2]) != cache.fingerprint([2, 1])
+    assert cache.fingerprint({"b": 1, "a": 2}) == cache.fingerprint({"a": 2, "b": 1})
+    assert cache.fingerprint("1") != cache.fingerprint(1)
+    assert cache.fingerprint(1.5) != cache.fingerprint(2.5)
+    assert cache.fingerprint((torch.ones(2),)) == cache.fingerprint([torch.ones(2)])
+
+
+def test_objects_with_their_own_fingerprint_use_it():
+    class Data:
+        def __init__(self, fingerprint):
+            self.fingerprint = fingerprint
+
+    assert cache.fingerprint(Data("x")) == cache.fingerprint(Data("x"))
+    assert cache.fingerprint(Data("x")) != cache.fingerprint(Data("y"))
+
+
+def test_progress_and_batch_size_are_ignored_in_the_key(fresh_cache):
+    def work(x, batch_size=None, progress=None):
+        if progress:
+            progress(1.0, "done")
+        return x * 3
+
+    cached = counting(work)
+    reports = []
+    assert cached(2, batch_size=1) == 6
+    assert cached(2, batch_size=64, progress=lambda fraction, text: reports.append(fraction)) == 6
+    assert cached(2) == 6
+    assert len(cached.calls) == 1
+    assert cached.key(2, batch_size=1) == cached.key(2, batch_size=99, progress=print)
+    assert cached.key(2) != cached.key(3)
+
+
+def test_unsupported_argument_types_raise_type_error(fresh_cache):
+    cached = counting(lambda x: x)
+    with pytest.raises(TypeError, match="object"):
+        cached(object())
+    with pytest.raises(TypeError):
+        cached([1, {2, 3}])  # a set inside a list
+    assert cached.calls == []
+    with pytest.raises(TypeError):
+        cache.fingerprint(lambda: None)
+
+
+def test_uncached_is_the_plain_function(fresh_cache):
+    cached = counting(lambda x: x + 1)
+    assert cached.uncached(1) == 2
+    assert cached.uncached(1) == 2
+    assert len(cached.calls) == 2  # the counter sits in the plain function too
+    assert cached(1) == 2
+    assert len(cached.calls) == 3

@@ -1,0 +1,189 @@
+"""Tests of compute.data: the digits table entry and lazily loaded image folders."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compute import data
+
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 128, 0)
+
+
+def write_png(path, colour, size=(20, 12)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+@pytest.fixture()
+def two_classes(tmp_path):
+    """cats/ (3 red images, one nested with an upper-case suffix), dogs/ (2 blue), an empty and a hidden folder."""
+    root = tmp_path / "pets"
+    write_png(root / "cats" / "a.png", RED)
+    write_png(root / "cats" / "b.png", RED, size=(9, 30))
+    write_png(root / "cats" / "nested" / "c.PNG", RED)
+    write_png(root / "dogs" / "x.png", BLUE)
+    write_png(root / "dogs" / "y.png", BLUE, size=(16, 16))
+    (root / "dogs" / "notes.txt").write_text("not an image")
+    (root / "empty").mkdir()
+    (root / ".hidden").mkdir()
+    write_png(root / ".hidden" / "z.png", GREEN)
+    return root
+
+
+def test_digits_has_1797_images_of_shape_1x32x32_in_the_unit_range(digits):
+    assert len(digits) == 1797
+    assert digits.name == "digits"
+    assert isinstance(digits.images, torch.Tensor)
+    assert digits.images.shape == (1797, 1, 32, 32)
+    assert digits.image_shape == (1, 32, 32)
+    assert digits.images.dtype == torch.float32
+    assert float(digits.images.min()) >= 0.0 and float(digits.images.max()) <= 1.0
+    assert float(digits.images.max()) > 0.9  # really scaled to [0, 1], not [0, 1/16]
+
+
+def test_digits_labels_are_int64_in_ten_classes(digits):
+    assert digits.labels.dtype == torch.int64
+    assert digits.labels.shape == (1797,)
+    assert digits.classes == [str(d) for d in range(10)]
+    assert sorted(digits.labels.unique().tolist()) == list(range(10))
+    assert all(int((digits.labels == k).sum()) > 150 for k in range(10))
+
+
+def test_digits_images_are_the_sklearn_scans_upsampled(digits):
+    from sklearn.datasets import load_digits
+
+    scans = load_digits().images / 16.0
+    # Averaging each 4x4 block of the bilinear 32x32 image gives back roughly the 8x8 scan.
+    blocks = digits.images[:, 0].numpy().reshape(1797, 8, 4, 8, 4).mean(axis=(2, 4))
+    assert np.corrcoef(blocks.ravel(), scans.ravel())[0, 1] > 0.95
+    np.testing.assert_array_equal(digits.labels.numpy(), load_digits().target)
+
+
+def test_digits_test_split_is_a_fixed_stratified_fifth(digits):
+    assert digits.is_test.dtype == torch.bool
+    assert int(digits.is_test.sum()) == 360
+    again = data.DATASETS["digits"].loader()  # a second, uncached load
+    assert again is not digits
+    assert torch.equal(again.is_test, digits.is_test)
+    assert again.fingerprint == digits.fingerprint
+    labels = digits.labels
+    for k in range(10):
+        in_class = labels == k
+        share = float((digits.is_test & in_class).sum()) / float(in_class.sum())
+        assert share == pytest.approx(0.2, abs=0.01)
+
+
+def test_load_by_name_is_cached(digits):
+    assert data.load("digits") is digits
+
+
+def test_dataset_image_returns_one_image_and_rejects_out_of_range(digits):
+    torch.testing.assert_close(digits.image(5), digits.images[5])
+    with pytest.raises(IndexError, match="1797"):
+        digits.image(1797)
+    with pytest.raises(IndexError):
+        digits.image(-1)
+
+
+def test_unknown_data_set_name_raises_data_error_naming_digits():
+    with pytest.raises(data.DataError, match="digits") as raised:
+        data.load("no-such-data-set")
+    assert isinstance(raised.value, ValueError)
+    assert "no-such-data-set" in str(raised.value)
+
+
+def test_load_folder_finds_classes_labels_and_shape(two_classes):
+    dataset = data.load_folder(two_classes, size=16)
+    assert dataset.classes == ["cats", "dogs"]  # sorted; empty and hidden folders left out
+    assert dataset.labels.dtype == torch.int64
+    assert dataset.labels.tolist() == [0, 0, 0, 1, 1]
+    assert len(dataset) == 5 and len(dataset.images) == 5
+    assert dataset.image_shape == (3, 16, 16)
+    assert dataset.images.shape == (5, 3, 16, 16)
+    assert [p.name for p in dataset.images.paths] == ["a.png", "b.png", "c.PNG", "x.png", "y.png"]
+    assert dataset.is_test.shape == (5,) and dataset.is_test.dtype == torch.bool
+    assert dataset.fingerprint.startswith("folder:16:")
+
+
+def test_folder_images_are_loaded_on_indexing_by_int_slice_and_list(two_classes):
+    dataset = data.load_folder(two_classes, size=16)
+    first = dataset.images[0]
+    assert first.shape == (3, 16, 16) and first.dtype == torch.float32
+    torch.testing.assert_close(first, torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1).expand(3, 16, 16))
+    tall = dataset.images[np.int64(1)]  # 9x30: resized and centre-cropped to a square
+    assert tall.shape == (3, 16, 16)
+    torch.testing.assert_close(tall, first)
+    dogs = dataset.images[3:5]
+    assert dogs.shape == (2, 3, 16, 16)
+    torch.testing.assert_close(dogs, torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 16, 16))
+    chosen = dataset.images[[4, 0]]
+    assert chosen.shape == (2, 3, 16, 16)
+    torch.testing.assert_close(chosen[0], dogs[1])
+    torch.testing.assert_close(chosen[1], first)
+    assert dataset.images[5:9].shape == (0, 3, 16, 16)
+    torch.testing.assert_close(dataset.image(3), dogs[0])
+
+
+def test_image_to_tensor_resizes_the_shorter_side_and_centre_crops():
+    pixels = np.zeros((10, 30, 3), dtype=np.uint8)
+    pixels[:, 10:20] = 255  # a white middle third
+    tensor = data.image_to_tensor(Image.fromarray(pixels), 10)
+    assert tensor.shape == (3, 10, 10)
+    torch.testing.assert_close(tensor, torch.ones(3, 10, 10))
+
+
+def test_folder_fingerprint_changes_when_a_file_changes(two_classes):
+    before = data.load_folder(two_classes, size=16).fingerprint
+    assert data.load_folder(two_classes, size=16).fingerprint == before
+    assert data.load_folder(two_classes, size=8).fingerprint != before
+    target = two_classes / "dogs" / "x.png"
+    write_png(target, GREEN, size=(21, 12))
+    os.utime(target, ns=(1, 1))
+    assert data.load_folder(two_classes, size=16).fingerprint != before
+
+
+def test_flat_folder_is_one_unlabelled_class(tmp_path):
+    write_png(tmp_path / "one.png", RED)
+    write_png(tmp_path / "two.jpeg", BLUE)
+    dataset = data.load_folder(tmp_path, size=8)
+    assert dataset.classes == ["unlabelled"]
+    assert dataset.labels.tolist() == [0, 0]
+    assert dataset.images[:].shape == (2, 3, 8, 8)
+
+
+def test_load_by_folder_path_uses_load_folder(two_classes):
+    dataset = data.load(str(two_classes))
+    assert dataset.classes == ["cats", "dogs"]
+    assert dataset.image_shape == (3, 224, 224)
+
+
+def test_corrupt_image_raises_data_error_naming_the_file_when_indexed(two_classes):
+    (two_classes / "dogs" / "broken.png").write_bytes(np.random.default_rng(0).bytes(300))
+    dataset = data.load_folder(two_classes, size=8)  # loading is lazy: no error yet
+    names = [p.name for p in dataset.images.paths]
+    broken = names.index("broken.png")
+    assert dataset.images[0].shape == (3, 8, 8)
+    with pytest.raises(data.DataError, match="broken.png") as raised:
+        dataset.images[broken]
+    assert isinstance(raised.value, ValueError)
+    with pytest.raises(data.DataError, match="broken.png"):
+        dataset.images[:]
+
+
+def test_empty_folder_raises_data_error(tmp_path):
+    with pytest.raises(data.DataError, match="no images"):
+        data.load_folder(tmp_path)
+    (tmp_path / "class_a").mkdir()
+    (tmp_path / "class_a" / "readme.txt").write_text("text only")
+    with pytest.raises(data.DataError, match="no images"):
+        data.load_folder(tmp_path)
+
+
+def test_missing_folder_raises_data_error(tmp_path):
+    with pytest.raises(data.DataError, match="not a folder"):
+        data.load_folder(tmp_path / "missing")

@@ -1,0 +1,172 @@
+"""Tests of compute.embedding: PCA against an SVD reference, t-SNE/UMAP shape, determinism and cluster separation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compute import activations, embedding
+from compute.cache import CACHE_DIR_ENV
+from compute.data import Dataset
+
+
+def clusters(per_cluster: int = 50, dims: int = 20, count: int = 3, spread: float = 12.0, seed: int = 0):
+    """``count`` Gaussian blobs (unit variance) with centres ``spread`` apart in random directions; (X, labels)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(count, dims))
+    centres *= spread / np.linalg.norm(centres, axis=1, keepdims=True)
+    features = np.concatenate([centre + rng.normal(size=(per_cluster, dims)) for centre in centres])
+    labels = np.repeat(np.arange(count), per_cluster)
+    return features.astype(np.float32), labels
+
+
+def low_rank(count: int, dims: int, seed: int = 0) -> np.ndarray:
+    """Data with clearly separated leading variances (10, 6, 3, then small), so the top two PCs are well defined."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.normal(size=(dims, dims)))
+    scales = np.concatenate([[10.0, 6.0, 3.0], np.linspace(1.0, 0.1, dims - 3)])
+    latent = rng.normal(size=(count, dims)) * scales
+    return (latent @ basis.T + rng.normal(size=dims) * 5).astype(np.float32)
+
+
+def svd_projection(features: np.ndarray) -> np.ndarray:
+    """The reference: centred data projected on its top two right singular vectors (float64)."""
+    centred = features.astype(np.float64) - features.astype(np.float64).mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+def assert_equal_up_to_column_sign(got: np.ndarray, expected: np.ndarray, tolerance: float):
+    for column in range(2):
+        sign = np.sign(np.dot(got[:, column], expected[:, column])) or 1.0
+        error = np.max(np.abs(sign * got[:, column] - expected[:, column]))
+        assert error <= tolerance * np.max(np.abs(expected[:, column])), (column, error)
+
+
+def nearest_neighbour_agreement(points: np.ndarray, labels: np.ndarray) -> float:
+    distances = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    return float(np.mean(labels[distances.argmin(axis=1)] == labels))
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embed_returns_n_by_2_float32_and_is_deterministic_for_a_seed(method):
+    features, _ = clusters(per_cluster=40)
+    first = embedding.embed(features, method, seed=3)
+    second = embedding.embed(features.copy(), method, seed=3)
+    assert first.shape == (len(features), 2)
+    assert first.dtype == np.float32
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_umap_returns_n_by_2_float32_deterministic_for_a_seed_and_keeps_clusters_apart():
+    # umap compiles numba code on its first call (~20 s): one test covers it.
+    features, labels = clusters(per_cluster=40, seed=2)
+    first = embedding.embed(features, "umap", seed=5)
+    second = embedding.embed(features, "umap", seed=5)
+    assert first.shape == (len(features), 2)
+    assert first.dtype == np.float32
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
+    assert nearest_neighbour_agreement(first, labels) > 0.95
+
+
+def test_tsne_keeps_well_separated_clusters_apart():
+    features, labels = clusters(per_cluster=60, dims=30, count=4, seed=1)
+    points = embedding.embed(features, "tsne", seed=0)
+    assert nearest_neighbour_agreement(points, labels) > 0.95
+    # and the clusters are far apart compared with their own size
+    centres = np.stack([points[labels == k].mean(axis=0) for k in range(4)])
+    radius = max(np.linalg.norm(points[labels == k] - centres[k], axis=1).mean() for k in range(4))
+    gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert min(gaps) > 2 * radius
+
+
+def test_tsne_seed_changes_the_result():
+    features, _ = clusters(per_cluster=30)
+    assert not np.array_equal(embedding.embed(features, "tsne", seed=0), embedding.embed(features, "tsne", seed=1))
+
+
+def test_pca_equals_the_svd_projection_up_to_column_sign():
+    features = low_rank(120, 12)
+    got = embedding.embed(features, "pca")
+    assert_equal_up_to_column_sign(got, svd_projection(features), 1e-4)
+
+
+def test_pca_of_more_than_50_dims_keeps_the_top_components_through_pre_reduction():
+    features = low_rank(200, 90, seed=4)
+    assert embedding.reduce_dimensions(features).shape == (200, embedding.PRE_REDUCE_DIMS)
+    got = embedding.embed(features, "pca")
+    assert got.shape == (200, 2)
+    assert_equal_up_to_column_sign(got, svd_projection(features), 1e-3)
+
+
+def test_pca_of_a_torch_tensor_with_image_shaped_rows_is_flattened_first():
+    features = low_rank(60, 2 * 3 * 4, seed=5)
+    tensor = torch.from_numpy(features).reshape(60, 2, 3, 4)
+    got = embedding.embed(tensor, "pca")
+    assert_equal_up_to_column_sign(got, svd_projection(features), 1e-4)
+
+
+def test_reduce_dimensions_preserves_pairwise_structure_of_low_rank_data():
+    rng = np.random.default_rng(0)
+    features = (rng.normal(size=(80, 10)) @ rng.normal(size=(10, 70))).astype(np.float32)  # rank 10 in 70 dims
+    reduced = embedding.reduce_dimensions(features)
+    assert reduced.shape == (80, 50) and reduced.dtype == np.float32
+    original = np.linalg.norm(features[:, None] - features[None], axis=-1)
+    kept = np.linalg.norm(reduced[:, None] - reduced[None], axis=-1)
+    np.testing.assert_allclose(kept, original, rtol=1e-3, atol=1e-3 * original.max())
+
+
+def test_reduce_dimensions_leaves_small_inputs_alone():
+    small = np.arange(30.0).reshape(3, 10)
+    np.testing.assert_array_equal(embedding.reduce_dimensions(small), small.astype(np.float32))
+    few_rows = np.random.default_rng(0).normal(size=(20, 200))
+    assert embedding.reduce_dimensions(few_rows).shape == (20, 200)
+
+
+def test_unknown_method_raises_value_error_naming_the_methods():
+    with pytest.raises(ValueError) as raised:
+        embedding.embed(np.zeros((10, 3)), "isomap")
+    message = str(raised.value)
+    assert "isomap" in message
+    for name in ("pca", "tsne", "umap"):
+        assert name in message
+
+
+def test_fewer_than_three_samples_raise_value_error():
+    with pytest.raises(ValueError, match="at least 3"):
+        embedding.embed(np.ones((2, 4)), "pca")
+
+
+def test_feature_mode_pools_only_large_conv_maps():
+    assert embedding.feature_mode((64, 4, 4)) == "flat"
+    assert embedding.feature_mode((256, 32, 32)) == "pooled"
+    assert embedding.feature_mode((100_000,)) == "flat"  # a linear layer is never pooled
+    assert embedding.feature_mode((256, 32, 32), "flat") == "flat"
+    assert embedding.feature_mode((4, 2, 2), "pooled") == "pooled"
+
+
+def test_layer_embedding_is_cached_and_equals_embedding_the_layer_features(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4)).eval()
+    images = torch.rand((40, 1, 6, 6), generator=torch.Generator().manual_seed(0))
+    dataset = Dataset(name="tiny", images=images, labels=torch.zeros(40, dtype=torch.int64), classes=["a"],
+                      is_test=torch.zeros(40, dtype=torch.bool), fingerprint="tiny-test-data")
+
+    features = embedding.layer_features(model, dataset, "1")
+    expected = activations.extract(model, images, "1", batch_size=40).reshape(40, -1).numpy()
+    assert features.shape == (40, 3 * 6 * 6)  # 40 rows <= 50: not pre-reduced
+    np.testing.assert_allclose(features, expected, rtol=1e-6)
+    pooled = embedding.layer_features(model, dataset, "1", "pooled")
+    np.testing.assert_allclose(pooled, expected.reshape(40, 3, 36).mean(axis=2), rtol=1e-5, atol=1e-7)
+
+    first = embedding.layer_embedding(model, dataset, "1", "pca")
+    np.testing.assert_array_equal(first, embedding.embed(features, "pca"))
+    calls = []
+    monkeypatch.setattr(embedding, "embed", lambda *args, **kwargs: calls.append(1))
+    np.testing.assert_array_equal(embedding.layer_embedding(model, dataset, "1", "pca"), first)
+    assert calls == []  # the second request came from the cache

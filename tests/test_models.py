@@ -1,0 +1,255 @@
+"""Tests of compute.models (built-in CNN, checkpoints, loading) and compute.predictions."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from compute import models, predictions
+from compute.cache import CACHE_DIR_ENV
+from compute.data import Dataset
+
+
+class NotATensor:
+    """A picklable python object that a weights-only load must refuse."""
+
+    def __init__(self):
+        self.value = 42
+
+
+def tiny_classifier(seed: int = 0, classes: int = 4) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 5 * 5, classes)).eval()
+
+
+def tiny_dataset(count: int = 23, seed: int = 0) -> Dataset:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand((count, 1, 5, 5), generator=generator)
+    return Dataset(name="tiny", images=images, labels=torch.randint(0, 4, (count,), generator=generator),
+                   classes=list("abcd"), is_test=torch.zeros(count, dtype=torch.bool), fingerprint=f"tiny:{count}:{seed}")
+
+
+# ------------------------------------------------------------------------------------------ built-in model
+
+def test_trained_model_reaches_97_percent_test_accuracy(trained_model, digits):
+    assert isinstance(trained_model, models.DigitsCNN)
+    assert not trained_model.training
+    test = digits.is_test
+    accuracy = models.accuracy(trained_model, digits.images[test], digits.labels[test])
+    assert accuracy >= 0.97
+    # an independent count of the same thing
+    with torch.no_grad():
+        predicted = trained_model(digits.images[test]).argmax(1)
+    assert accuracy == pytest.approx(float((predicted == digits.labels[test]).float().mean()))
+
+
+def test_checkpoints_list_epochs_0_to_10_with_epoch_0_near_chance(trained_model, cache_root):
+    found = models.checkpoints("digits-cnn")
+    assert [c.epoch for c in found] == list(range(11))
+    assert all(c.path.is_file() for c in found)
+    assert all(c.path.parent == cache_root / "checkpoints" / "digits-cnn" for c in found)
+    assert found[0].test_accuracy < 0.3
+    assert found[-1].test_accuracy >= 0.97
+    assert models.ensure_trained("digits-cnn") == found  # already trained: nothing is redone
+
+
+def test_epoch_0_weights_differ_from_the_final_ones(trained_model, digits):
+    untrained = models.load("digits-cnn", epoch=0)
+    final = models.load("digits-cnn")
+    changed = [name for name, tensor in untrained.state_dict().items() if not torch.equal(tensor, final.state_dict()[name])]
+    assert changed == list(final.state_dict())  # every weight and bias moved during training
+    for name, tensor in final.state_dict().items():
+        assert torch.equal(tensor, trained_model.state_dict()[name])
+    test = digits.is_test
+    assert models.accuracy(untrained, digits.images[test], digits.labels[test]) < 0.3
+
+
+def test_an_epoch_without_checkpoint_raises_model_error(trained_model):
+    with pytest.raises(models.ModelError, match="epoch 99"):
+        models.load("digits-cnn", epoch=99)
+
+
+def test_built_in_model_loads_a_checkpoint_file_of_its_architecture(tmp_path):
+    torch.manual_seed(7)
+    source = models.DigitsCNN()
+    path = tmp_path / "mine.pt"
+    torch.save(source.state_dict(), path)
+    loaded = models.load("digits-cnn", checkpoint=str(path))
+    assert not loaded.training
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_build_gives_the_untrained_architecture_with_named_layers():
+    model = models.build("digits-cnn")
+    names = dict(model.named_modules())
+    for layer in ("conv1", "relu1", "pool1", "conv3", "fc1", "relu4", "logits"):
+        assert layer in names
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+    assert models.MODELS["digits-cnn"].default_layer in names
+    assert models.default_dataset("digits-cnn") == "digits"
+    assert models.default_dataset("resnet18") == "digits"
+    with pytest.raises(models.ModelError, match="digits-cnn"):
+        models.build("nope")
+
+
+def test_accuracy_counts_argmax_matches():
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    assert models.accuracy(model, images, torch.tensor([0, 1, 1, 1]), batch_size=3) == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+def test_read_state_dict_rejects_a_missing_file(tmp_path):
+    with pytest.raises(models.ModelError, match="does not exist"):
+        models.read_state_dict(tmp_path / "missing.pt")
+    with pytest.raises(models.ModelError):
+        models.read_state_dict(tmp_path)  # a folder is no file
+
+
+def test_read_state_dict_rejects_random_bytes(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(torch.randint(0, 256, (500,), dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(models.ModelError, match="noise.pt") as raised:
+        models.read_state_dict(path)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_read_state_dict_refuses_pickled_python_objects(tmp_path):
+    path = tmp_path / "object.pt"
+    torch.save({"weight": torch.ones(2), "payload": NotATensor()}, path)
+    with pytest.raises(models.ModelError, match="weights-only"):
+        models.read_state_dict(path)
+
+
+def test_read_state_dict_rejects_a_dict_without_tensors(tmp_path):
+    path = tmp_path / "numbers.pt"
+    torch.save({"epoch": 3, "lr": 0.1}, path)
+    with pytest.raises(models.ModelError, match="state_dict"):
+        models.read_state_dict(path)
+    torch.save([torch.ones(2)], path)
+    with pytest.raises(models.ModelError, match="state_dict"):
+        models.read_state_dict(path)
+
+
+def test_read_state_dict_unwraps_training_checkpoints_and_data_parallel_prefixes(tmp_path):
+    weights = {"module.fc.weight": torch.ones(2, 3), "module.fc.bias": torch.zeros(2)}
+    path = tmp_path / "wrapped.pt"
+    torch.save({"state_dict": weights}, path)
+    state = models.read_state_dict(path)
+    assert set(state) == {"fc.weight", "fc.bias"}
+    assert torch.equal(state["fc.weight"], torch.ones(2, 3))
+
+
+def test_load_state_with_a_mismatched_state_dict_names_what_differs():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    state = {"0.weight": torch.zeros(4, 3), "0.bias": torch.zeros(5), "1.weight": torch.zeros(2, 4), "extra": torch.zeros(1)}
+    before = model[0].weight.detach().clone()
+    with pytest.raises(models.ModelError) as raised:
+        models.load_state(model, state, "bad.pt")
+    message = str(raised.value)
+    assert "bad.pt" in message and "Sequential" in message
+    assert "missing: 1.bias" in message
+    assert "unexpected: extra" in message
+    assert "wrong shape: 0.bias" in message
+    assert torch.equal(model[0].weight, before)  # nothing was loaded
+
+
+def test_load_state_of_matching_weights_copies_them():
+    source, target = nn.Linear(3, 2), nn.Linear(3, 2)
+    assert models.load_state(target, source.state_dict(), "ok.pt") is target
+    assert torch.equal(target.weight, source.weight)
+
+
+# ------------------------------------------------------------------------------------------ other models
+
+def test_unknown_model_name_raises_model_error_naming_digits_cnn():
+    with pytest.raises(models.ModelError, match="digits-cnn") as raised:
+        models.load("no-such-model")
+    assert "no-such-model" in str(raised.value)
+
+
+def test_torchvision_name_without_checkpoint_raises_model_error_instead_of_downloading():
+    with pytest.raises(models.ModelError, match="checkpoint"):
+        models.load("resnet18")
+
+
+def test_torchvision_resnet18_with_a_saved_checkpoint_loads_and_predicts_3_classes(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    source = torchvision.models.resnet18(weights=None, num_classes=3)
+    path = tmp_path / "resnet18-3.pt"
+    torch.save(source.state_dict(), path)
+    model = models.load("resnet18", checkpoint=str(path))
+    assert not model.training
+    image = torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = model(image)
+        # The loaded model normalises [0, 1] images itself (a forward pre-hook): compare with the source on normalised input.
+        mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+        expected = source.eval()((image - mean) / std)
+    assert logits.shape == (1, 3)
+    torch.testing.assert_close(logits, expected)
+
+
+def test_torchvision_checkpoint_of_another_architecture_raises_model_error(tmp_path):
+    path = tmp_path / "tiny.pt"
+    torch.save(nn.Linear(3, 2).state_dict(), path)
+    with pytest.raises(models.ModelError, match="tiny.pt"):
+        models.load("resnet18", checkpoint=str(path))
+
+
+# ------------------------------------------------------------------------------------------ predictions
+
+def test_probabilities_rows_sum_to_one_and_argmax_matches_a_plain_forward(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    model, dataset = tiny_classifier(), tiny_dataset()
+    probabilities = predictions.probabilities(model, dataset)
+    assert probabilities.shape == (23, 4)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(23))
+    assert bool((probabilities >= 0).all())
+    with torch.no_grad():
+        logits = model(dataset.images)
+    assert torch.equal(probabilities.argmax(dim=1), logits.argmax(dim=1))
+    torch.testing.assert_close(probabilities, torch.softmax(logits, dim=1))
+
+
+def test_probabilities_are_cached_per_model_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    model, dataset = tiny_classifier(), tiny_dataset()
+    first = predictions.probabilities(model, dataset)
+    calls = []
+    real_extract = predictions.extract
+    monkeypatch.setattr(predictions, "extract", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
+    assert torch.equal(predictions.probabilities(model, dataset), first)
+    assert calls == []
+    with torch.no_grad():
+        model[3].bias.add_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
+    changed = predictions.probabilities(model, dataset)
+    assert calls == [1]
+    assert bool((changed[:, 0] > first[:, 0]).all())
+
+
+def test_probabilities_of_the_trained_model_agree_with_its_accuracy(trained_model, digits):
+    probabilities = predictions.probabilities(trained_model, digits)
+    assert probabilities.shape == (1797, 10)
+    test = digits.is_test
+    accuracy = float((probabilities[test].argmax(1) == digits.labels[test]).float().mean())
+    assert accuracy == pytest.approx(models.accuracy(trained_model, digits.images[test], digits.labels[test]))
+
+
+def test_top_k_returns_sorted_class_probability_pairs():
+    row = torch.tensor([0.1, 0.4, 0.05, 0.3, 0.15])
+    pairs = predictions.top_k(row, k=3)
+    assert [index for index, _ in pairs] == [1, 3, 4]
+    assert [p for _, p in pairs] == pytest.approx([0.4, 0.3, 0.15])
+    assert all(isinstance(index, int) and isinstance(p, float) for index, p in pairs)
+    everything = predictions.top_k(row, k=10)  # k larger than the class count
+    assert [index for index, _ in everything] == [1, 3, 4, 0, 2]
+    values = [p for _, p in everything]
+    assert values == sorted(values, reverse=True)
