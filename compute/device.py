@@ -19,9 +19,12 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     try:
-        return torch.device(preference)
+        chosen = torch.device(preference)
     except RuntimeError as error:
         raise ValueError(f"unknown device {preference!r}: use auto, cpu or cuda") from error
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ValueError(f"device {preference!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
+    return chosen
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -69,9 +69,9 @@ def _fresh_torchvision(name: str, trained: torch.nn.Module) -> torch.nn.Module:
 @functools.lru_cache(maxsize=4)
 def architecture(config: AppConfig) -> torch.nn.Module:
     """The model's architecture without training (for the built-in one) — enough to list layers and check shapes."""
-    if config.model in models.MODELS:
+    if config.model in models.MODELS and config.checkpoint is None:
         return models.build(config.model)
-    return model(config)
+    return model(config)  # loading checks the checkpoint against the architecture
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,6 +99,7 @@ def validate(config: AppConfig) -> None:
 
     Raises one of USER_ERRORS with a one-line message that names the valid choices.
     """
+    device(config)
     dataset_ = dataset(config)
     net = architecture(config)
     if config.layer:

@@ -72,6 +72,7 @@ def test_bad_input_in_the_page_gives_a_message_and_the_app_keeps_working(page, s
     page.wait_for_function("() => document.querySelector('#inversion-message').innerText.includes('out of range')",
                            timeout=60_000)
     # Still responsive: another sample can be opened.
-    wait_for_scatter(page)
+    page.wait_for_function("() => { const gd = document.querySelector('#scatter .js-plotly-plot');"
+                           " return !!gd && ((gd.layout.title || {}).text || '').includes('pool3'); }", timeout=120_000)
     clicked = click_scatter_point(page, rank=2)
     wait_for_detail(page, clicked["index"])

@@ -1,0 +1,1 @@
+"""Benchmarks of Featurescope: ``python -m bench.run [--quick] [--out bench/results/latest.md]``."""

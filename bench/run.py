@@ -1,0 +1,406 @@
+"""Featurescope benchmark: ``python -m bench.run [--quick] [--out bench/results/latest.md]``.
+
+Measures, in one run on one device with one model and one set of images, the page load (cold and warm, real
+server and headless Chromium), the detail and attribution callbacks, activation extraction, occlusion,
+SmoothGrad, integrated gradients and the embeddings, each against a baseline measured in the same run. Prints
+a Markdown table and writes it to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import references as ref
+from bench.common import Row, auto, markdown_table, median, met, ms, percentile, ratio, sec, timed, timed_once
+from compute import activations, attribution, embedding, models
+from compute.cache import set_cache_dir
+from compute.device import activation_floats, batch_size_for, pick_device
+from compute.gradients import gradient_batch_size
+from dashboard import state
+from dashboard.callbacks.attribution import attribution_panels, method_params
+from dashboard.callbacks.features import detail_panels
+from dashboard.config import AppConfig
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.md"
+ATTRIBUTION_METHODS = ["occlusion", "saliency", "smoothgrad"]
+DETAIL_LAYER = "relu2"
+SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA = 50, 0.15
+IG_STEPS = 32
+OCCLUSION_BOX = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How many repeats each measurement gets (``--quick`` uses fewer)."""
+
+    quick: bool
+    page_warm_runs: int
+    detail_indices: int
+    attribution_indices: int
+    attribution_warm_passes: int
+    extract_repeats: int
+    fast_repeats: int
+    slow_repeats: int
+    pca_repeats: int
+    tsne_repeats: int
+    umap_repeats: int
+
+    @classmethod
+    def make(cls, quick: bool) -> "Settings":
+        if quick:
+            return cls(True, 1, 50, 10, 1, 3, 7, 1, 3, 1, 1)
+        return cls(False, 3, 50, 20, 2, 7, 21, 3, 5, 2, 2)
+
+
+@dataclass
+class Context:
+    """What every in-process row shares: the app config, model, data, device and the image explained."""
+
+    config: AppConfig
+    model: torch.nn.Module
+    dataset: object
+    device: torch.device
+    index: int
+    image: torch.Tensor
+    target: int
+
+
+# ---------------------------------------------------------------------------------------------- 1. page load
+
+def bench_page(cache: Path, logs: Path, settings: Settings) -> list[Row]:
+    """Row 1: process start -> scatter has points, with an empty cache dir (trains) and then with it filled."""
+    from bench.browser import chromium, time_to_scatter
+
+    with chromium() as browser:
+        cold = time_to_scatter(browser, cache, logs)
+        warm = [time_to_scatter(browser, cache, logs) for _ in range(settings.page_warm_runs)]
+    warm_s = median([w.scatter_s for w in warm])
+    warm_http = median([w.http_s for w in warm])
+    return [
+        Row("1a", "First interactive page, **cold** (empty cache dir: server start, training the model, default "
+                  "t-SNE, page load; clock starts at process spawn)",
+            f"{sec(cold.scatter_s)} (HTTP up at {sec(cold.http_s)})",
+            f"server answering HTTP: {sec(cold.http_s)}", ratio(cold.scatter_s / cold.http_s)),
+        Row("1b", f"First interactive page, **warm** (same cache dir, new server, new browser context; "
+                  f"median of {len(warm)})",
+            f"{sec(warm_s)} (HTTP up at {sec(warm_http)}; runs {', '.join(sec(w.scatter_s) for w in warm)})",
+            f"cold: {sec(cold.scatter_s)}", ratio(warm_s / cold.scatter_s), "< 10 s", met(warm_s < 10)),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- 2. detail panels
+
+def bench_detail(ctx: Context, settings: Settings) -> list[Row]:
+    """Row 2: the click -> detail-panels callback body for many different samples."""
+    rng = np.random.default_rng(0)
+    indices = [int(i) for i in rng.choice(len(ctx.dataset), settings.detail_indices + 1, replace=False)]
+    detail_panels(ctx.config, indices[0], DETAIL_LAYER, "shared")  # warm-up (imports, plotly templates)
+    seconds = [timed(lambda i=i: detail_panels(ctx.config, i, DETAIL_LAYER, "shared"), 1, warmup=0)[0]
+               for i in indices[1:]]
+    compute = [timed(lambda i=i: activations.single(ctx.model, ctx.dataset.image(i), [DETAIL_LAYER]), 1, warmup=0)[0]
+               for i in indices[1:]]
+    p50, p95 = percentile(seconds, 50), percentile(seconds, 95)
+    return [Row("2", f"Click → detail panels, server side (`detail_panels(..., '{DETAIL_LAYER}', 'shared')`, "
+                     f"{len(seconds)} different samples)",
+                f"p50 {ms(p50)}, p95 {ms(p95)}",
+                f"its forward alone (`activations.single`): p50 {ms(median(compute))}",
+                ratio(p50 / median(compute)), "p50 and p95 < 200 ms", met(p95 < 0.2 and p50 < 0.2))]
+
+
+# ---------------------------------------------------------------------------------------------- 3. attribution panels
+
+def fresh_cache_with_checkpoints(trained: Path, root: Path) -> Path:
+    """A new, empty cache dir that only holds copies of the trained checkpoints (no cached results)."""
+    fresh = root / "attribution-cache"
+    shutil.copytree(trained / "checkpoints", fresh / "checkpoints", ignore=shutil.ignore_patterns("lock"))
+    return fresh
+
+
+def bench_attribution(ctx: Context, trained_cache: Path, root: Path, settings: Settings) -> list[Row]:
+    """Row 3: the attribution callback body, first computation (cold) and again (warm, from the cache)."""
+    cache = set_cache_dir(fresh_cache_with_checkpoints(trained_cache, root))
+    config = AppConfig(cache_dir=str(cache))
+    try:
+        def panels(i: int):
+            return attribution_panels(config, i, ATTRIBUTION_METHODS, [], [], None, False, "overlay", 0.6, False)
+
+        rng = np.random.default_rng(1)
+        indices = [int(i) for i in rng.choice(len(ctx.dataset), settings.attribution_indices + 1, replace=False)]
+        panels(indices[0]), panels(indices[0])  # warm-up: model load, imports, figure code (cold then warm)
+        cold = [timed(lambda i=i: panels(i), 1, warmup=0)[0] for i in indices[1:]]
+        warm = [timed(lambda i=i: panels(i), 1, warmup=0)[0]
+                for _ in range(settings.attribution_warm_passes) for i in indices[1:]]
+        model = state.model(config)
+        direct = [timed(lambda i=i: direct_maps(config, model, i), 1, warmup=0)[0] for i in indices[1:]]
+    finally:
+        set_cache_dir(trained_cache)
+    cold50, warm50, warm95 = percentile(cold, 50), percentile(warm, 50), percentile(warm, 95)
+    methods = ", ".join(ATTRIBUTION_METHODS)
+    return [
+        Row("3a", f"Click → all attribution panels ({methods}; default parameters), **warm**: "
+                  f"{len(warm)} calls over {len(indices) - 1} samples already computed",
+            f"p50 {ms(warm50)}, p95 {ms(warm95)}", f"cold p50: {ms(cold50)}", ratio(warm50 / cold50),
+            "p50 and p95 < 300 ms", met(warm50 < 0.3 and warm95 < 0.3)),
+        Row("3b", f"Click → all attribution panels, **cold** (first computation, fresh cache dir; "
+                  f"{len(cold)} new samples)",
+            f"p50 {ms(cold50)}, p95 {ms(percentile(cold, 95))}",
+            f"the three maps computed directly (no cache, no figures): p50 {ms(median(direct))}",
+            ratio(cold50 / median(direct))),
+    ]
+
+
+def direct_maps(config: AppConfig, model: torch.nn.Module, index: int) -> None:
+    """The three attribution maps of the panels, computed without the cache or any figure."""
+    dataset = state.dataset(config)
+    image, target = dataset.image(index), int(dataset.labels[index])
+    for method in ATTRIBUTION_METHODS:
+        attribution.METHODS[method].function(model, image, target, **method_params(method, [], [], config))
+
+
+# ---------------------------------------------------------------------------------------------- 4. extraction
+
+def plain_forwards(model: torch.nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> None:
+    """The baseline of extraction: the same batches through the whole model, no hooks, nothing kept."""
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            model(images[start:start + batch_size].to(device, non_blocking=True))
+
+
+def bench_extract(ctx: Context, settings: Settings) -> list[Row]:
+    """Row 4: hook-based extraction vs plain forwards of the same batches, whole data set."""
+    images = ctx.dataset.images
+    default_batch = batch_size_for(ctx.device, activation_floats(ctx.model, tuple(images.shape[1:])))
+    rows = []
+    for batch in sorted({default_batch, 64}, reverse=True):
+        plain = median(timed(lambda: plain_forwards(ctx.model, images, batch, ctx.device), settings.extract_repeats))
+        for layer in ("logits", "relu2"):
+            hooked = median(timed(lambda: activations.extract(ctx.model, images, layer, batch_size=batch),
+                                  settings.extract_repeats))
+            note = " (stops after relu2)" if layer == "relu2" else ""
+            rows.append(Row(f"4{'ab'[layer == 'relu2']}", f"Activation extraction via hooks, layer `{layer}`{note}, "
+                                                         f"{len(images):,} images, batch {batch}",
+                            f"hooks (`extract`): {ms(hooked)}", f"plain forward loop: {ms(plain)}",
+                            f"{ratio(plain / hooked)} (plain/hooks)", "≥ 0.9", met(plain / hooked >= 0.9)))
+    return sorted(rows, key=lambda r: r.key)
+
+
+# ---------------------------------------------------------------------------------------------- 5. occlusion
+
+def bench_occlusion(ctx: Context, settings: Settings) -> tuple[list[Row], str]:
+    """Row 5: occlusion at stride 1 and 2 vs the limit, a naive loop and captum (two batch settings)."""
+    model, image, target = ctx.model, ctx.image, ctx.target
+    batch = batch_size_for(ctx.device, activation_floats(model, tuple(image.shape)))
+    rows: list[Row] = []
+    for stride, letter in ((1, "5a"), (2, "5b")):
+        copies = ref.occlusion_copies(image, stride, ctx.device)
+        count, windows = len(copies), ref.captum_occlusion_windows(image.shape[-1], OCCLUSION_BOX, stride)
+        ours = median(timed(lambda: attribution.occlusion(model, image, target, OCCLUSION_BOX, stride),
+                            settings.fast_repeats))
+        limit = median(timed(lambda: ref.forward_limit(model, copies, batch), settings.fast_repeats))
+        naive = median(timed(lambda: ref.occlusion_naive(model, image, target, OCCLUSION_BOX, stride),
+                             settings.slow_repeats))
+        captum1 = median(timed(lambda: ref.occlusion_captum(model, image, target, OCCLUSION_BOX, stride, 1),
+                               settings.slow_repeats))
+        captum256 = median(timed(lambda: ref.occlusion_captum(model, image, target, OCCLUSION_BOX, stride, 256),
+                                 settings.fast_repeats))
+        what = f"Occlusion, box {OCCLUSION_BOX}, stride {stride} ({count:,} occluded copies)"
+        per_window = count / windows  # captum does `windows` evaluations where we do `count`
+
+        def vs_captum(seconds: float) -> str:
+            return f"{ratio(seconds / ours)} raw, {ratio(seconds / ours * per_window)} per window"
+
+        rows += [
+            Row(letter, f"{what}: ours vs the limit",
+                f"ours: {ms(ours)}", f"one plain no_grad forward of {count:,} copies (batch {batch}): {ms(limit)}",
+                f"{ratio(ours / limit)} (ours/limit)", "≤ 1.3", met(ours / limit <= 1.3)),
+            Row(letter, f"{what}: naive loop, one model call per box",
+                f"naive: {auto(naive)}", f"ours: {ms(ours)}", f"{ratio(naive / ours)} (naive/ours)"),
+            Row(letter, f"{what}: captum `Occlusion`, perturbations_per_eval=1 (default; {windows} uncentred "
+                        f"windows, not {count:,})",
+                f"captum: {auto(captum1)}", f"ours: {ms(ours)}", f"{vs_captum(captum1)} (captum/ours)"),
+            Row(letter, f"{what}: captum `Occlusion`, perturbations_per_eval=256 ({windows} windows)",
+                f"captum: {auto(captum256)}", f"ours: {ms(ours)}", f"{vs_captum(captum256)} (captum/ours)"),
+        ]
+    ours_map = attribution.occlusion(model, image, target, OCCLUSION_BOX, 1)
+    naive_map = ref.occlusion_naive(model, image, target, OCCLUSION_BOX, 1)
+    check = f"naive occlusion = ours at stride 1 (max |Δ| {float((ours_map - naive_map).abs().max()):.1e})"
+    return rows, check
+
+
+# ---------------------------------------------------------------------------------------------- 6, 7. gradients
+
+def bench_smoothgrad(ctx: Context, settings: Settings) -> tuple[list[Row], str]:
+    """Row 6: SmoothGrad (50 samples, sigma 0.15) vs the limit, a naive loop and captum's NoiseTunnel."""
+    model, image, target = ctx.model, ctx.image, ctx.target
+    noisy = (image + ref.smoothgrad_noise(image, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA)).to(ctx.device)
+
+    def ours_fn():
+        return attribution.smoothgrad(model, image, target, samples=SMOOTHGRAD_SAMPLES, sigma=SMOOTHGRAD_SIGMA)
+
+    ours = median(timed(ours_fn, settings.fast_repeats))
+    limit = median(timed(lambda: ref.backward_limit(model, noisy, target), settings.fast_repeats))
+    naive = median(timed(lambda: ref.smoothgrad_naive(model, image, target, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA),
+                         settings.slow_repeats))
+    captum = median(timed(lambda: ref.smoothgrad_captum(model, image, target, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA),
+                          settings.fast_repeats))
+    what = f"SmoothGrad, {SMOOTHGRAD_SAMPLES} samples, sigma {SMOOTHGRAD_SIGMA}"
+    batch = gradient_batch_size(model, tuple(image.shape))
+    rows = [
+        Row("6", f"{what}: ours (gradient batch {batch}) vs the limit", f"ours: {ms(ours)}",
+            f"one forward+backward of {SMOOTHGRAD_SAMPLES} images: {ms(limit)}", f"{ratio(ours / limit)} (ours/limit)",
+            "≤ 1.3", met(ours / limit <= 1.3)),
+        Row("6", f"{what}: naive loop, one forward+backward per sample", f"naive: {auto(naive)}", f"ours: {ms(ours)}",
+            f"{ratio(naive / ours)} (naive/ours)"),
+        Row("6", f"{what}: captum `NoiseTunnel(Saliency)`, default nt_samples_batch_size (None = all at once)",
+            f"captum: {auto(captum)}", f"ours: {ms(ours)}", f"{ratio(captum / ours)} (captum/ours)"),
+    ]
+    difference = float((ours_fn() - ref.smoothgrad_naive(model, image, target, SMOOTHGRAD_SAMPLES,
+                                                          SMOOTHGRAD_SIGMA)).abs().max())
+    return rows, f"naive SmoothGrad = ours (max |Δ| {difference:.1e})"
+
+
+def bench_integrated_gradients(ctx: Context, settings: Settings) -> tuple[list[Row], str]:
+    """Row 7: integrated gradients (32 steps) vs the limit and captum's IntegratedGradients."""
+    model, image, target = ctx.model, ctx.image, ctx.target
+    path = (torch.linspace(0, 1, IG_STEPS)[:, None, None, None] * image).to(ctx.device)
+
+    def ours_fn():
+        return attribution.integrated_gradients(model, image, target, steps=IG_STEPS)
+
+    ours = median(timed(ours_fn, settings.fast_repeats))
+    limit = median(timed(lambda: ref.backward_limit(model, path, target), settings.fast_repeats))
+    captum = median(timed(lambda: ref.integrated_gradients_captum(model, image, target, IG_STEPS),
+                          settings.fast_repeats))
+    what = f"Integrated gradients, {IG_STEPS} steps, zero baseline"
+    rows = [
+        Row("7", f"{what}: ours vs the limit", f"ours: {ms(ours)}",
+            f"one forward+backward of {IG_STEPS} images: {ms(limit)}", f"{ratio(ours / limit)} (ours/limit)",
+            "≤ 1.3 (not set in the brief; same rule as rows 5–6)", met(ours / limit <= 1.3)),
+        Row("7", f"{what}: captum `IntegratedGradients`, default internal_batch_size (None = one batch)",
+            f"captum: {ms(captum)}", f"ours: {ms(ours)}", f"{ratio(captum / ours)} (captum/ours)"),
+    ]
+    captum_map = ref.integrated_gradients_captum(model, image, target, IG_STEPS).sum(1)[0].cpu()
+    difference = float((ours_fn() - captum_map).abs().max() / captum_map.abs().max())
+    return rows, f"captum IG = ours (max |Δ| {difference:.1e} of the map's largest value)"
+
+
+# ---------------------------------------------------------------------------------------------- 8. embeddings
+
+def bench_embedding(ctx: Context, settings: Settings) -> list[Row]:
+    """Row 8: PCA, t-SNE and UMAP of the cached relu2 features (PCA-reduced to 50 dims) of all images."""
+    features = embedding.layer_features(ctx.model, ctx.dataset, DETAIL_LAYER, "flat")  # cached by the server
+    what = f"Embedding of `{DETAIL_LAYER}` features ({features.shape[0]:,} × {features.shape[1]}, cached)"
+    pca = median(timed(lambda: embedding.embed(features, "pca"), settings.pca_repeats))
+    tsne = median(timed(lambda: embedding.embed(features, "tsne"), settings.tsne_repeats))
+    umap_first, _ = timed_once(lambda: embedding.embed(features, "umap"))
+    umap = median(timed(lambda: embedding.embed(features, "umap"), settings.umap_repeats, warmup=0))
+    return [
+        Row("8", f"{what}: PCA", ms(pca)),
+        Row("8", f"{what}: t-SNE (openTSNE, Barnes-Hut, 750 iterations)", sec(tsne), f"PCA: {ms(pca)}",
+            ratio(tsne / pca)),
+        Row("8", f"{what}: UMAP, first call in the process (import + numba compile or load of numba's on-disk "
+                 f"cache + fit)", sec(umap_first), f"PCA: {ms(pca)}", ratio(umap_first / pca)),
+        Row("8", f"{what}: UMAP, later calls (median of {settings.umap_repeats})", sec(umap), f"PCA: {ms(pca)}",
+            ratio(umap / pca)),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = "unknown CPU"
+    return f"cpu ({cpu})"
+
+
+def report(rows: list[Row], checks: list[str], ctx: Context, settings: Settings, wall_s: float) -> str:
+    import captum
+
+    lines = [
+        f"# Featurescope benchmark — {datetime.datetime.now():%Y-%m-%d %H:%M}"
+        f"{' (--quick)' if settings.quick else ''}",
+        "",
+        f"- device: **{device_name(ctx.device)}**, torch threads: **{torch.get_num_threads()}** "
+        f"(the server runs torch on 1 thread, its background jobs on {torch.get_num_threads()}); "
+        f"torch {torch.__version__}, captum {captum.__version__}, python {sys.version.split()[0]}; "
+        f"denormals flushed to zero",
+        f"- model: digits-cnn (trained in row 1), data: digits ({len(ctx.dataset):,} images, 1×32×32); "
+        f"rows 5–7 explain sample #{ctx.index} (class {ctx.target}); times are medians unless p50/p95 is given",
+        "",
+        markdown_table(rows),
+        "",
+        f"Checks: {'; '.join(checks)}.",
+        "",
+        "How to read: *ratio* compares the measured value with the baseline measured in this same run "
+        "(ours/limit ≤ 1.3 means at most 30% over a plain batched forward(+backward) of the same images; "
+        "plain/hooks ≥ 0.9 means hooks cost at most ~10%; X/ours > 1 means X is slower than ours); *met* checks the "
+        "target, and a dash means the row has no target.",
+        "",
+        f"Wall time of the whole run: {sec(wall_s)}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def load_context(cache: Path) -> Context:
+    """The warm app config and its model, plus the sample the attribution rows explain (the first test image)."""
+    config = AppConfig(cache_dir=str(cache))
+    model = state.model(config)
+    dataset = state.dataset(config)
+    index = int(torch.nonzero(dataset.is_test)[0])
+    return Context(config, model, dataset, state.device(config), index, dataset.image(index),
+                   int(dataset.labels[index]))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (about 2 minutes instead of 6)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"Markdown file to write (default {DEFAULT_OUT})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings.make(args.quick)
+    start = time.perf_counter()
+    models.flush_denormals()
+    device = pick_device("auto")
+    with tempfile.TemporaryDirectory(prefix="featurescope-bench-") as tmp:
+        root = Path(tmp)
+        cache = set_cache_dir(root / "cache")  # empty now: cold for row 1, then the warm dir for everything else
+        logs = root / "logs"
+        logs.mkdir()
+        print(f"benchmarking on {device_name(device)} with {torch.get_num_threads()} threads ...", file=sys.stderr)
+        rows = bench_page(cache, logs, settings)
+        ctx = load_context(cache)
+        rows += bench_detail(ctx, settings)
+        rows += bench_attribution(ctx, cache, root, settings)
+        rows += bench_extract(ctx, settings)
+        checks = []
+        for bench in (bench_occlusion, bench_smoothgrad, bench_integrated_gradients):
+            more, check = bench(ctx, settings)
+            rows += more
+            checks.append(check)
+        rows += bench_embedding(ctx, settings)
+    text = report(rows, checks, ctx, settings, time.perf_counter() - start)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
