@@ -30,26 +30,28 @@ def message(text: str, kind: str = "error") -> html.Div:
     return html.Div(text, className=f"message message-{kind}", role="alert" if kind == "error" else "status")
 
 
-def param_control(spec: Any, control_id: dict, layer_options: list[str] | None = None):
-    """A Dash control for one parameter spec (duck-typed: name, kind, default, label, low, high, step, choices, help)."""
+def param_control(spec: Any, control_id: dict, layer_options: list[str] | None = None, value: Any = None):
+    """A Dash control for one parameter spec (duck-typed: name, kind, default, label, low, high, step, choices, help),
+    starting at ``value`` (None: the spec's default)."""
     label = spec.label or spec.name
+    initial = spec.default if value is None else value
     if spec.kind in ("int", "float"):
         step = spec.step if spec.step is not None else (1 if spec.kind == "int" else 0.01)
         control = dcc.Slider(
-            id=control_id, min=spec.low, max=spec.high, step=step, value=spec.default, marks=None,
+            id=control_id, min=spec.low, max=spec.high, step=step, value=initial, marks=None,
             updatemode="mouseup",
         )
     elif spec.kind == "choice":
         control = dcc.Dropdown(id=control_id, options=[{"label": str(c), "value": c} for c in spec.choices],
-                               value=spec.default, clearable=False)
+                               value=initial, clearable=False)
     elif spec.kind == "bool":
         control = dcc.Checklist(id=control_id, options=[{"label": " on", "value": "on"}],
-                                value=["on"] if spec.default else [], inline=True)
+                                value=["on"] if initial else [], inline=True)
     elif spec.kind == "layer":
         options = [{"label": "(default)", "value": ""}] + [{"label": name, "value": name} for name in layer_options or []]
-        control = dcc.Dropdown(id=control_id, options=options, value=spec.default, clearable=False)
+        control = dcc.Dropdown(id=control_id, options=options, value=initial, clearable=False)
     else:
-        control = dcc.Input(id=control_id, value=spec.default, debounce=True)
+        control = dcc.Input(id=control_id, value=initial, debounce=True)
     return labelled(label, control, spec.help)
 
 

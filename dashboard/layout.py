@@ -90,12 +90,14 @@ def _feature_maps_card() -> html.Section:
 
 def _method_controls(config: AppConfig) -> html.Div:
     layers = list(state.conv_layers(config))
+    image_shape = state.dataset(config).image_shape
     blocks = []
     for name, method in attribution.METHODS.items():
+        start = attribution.suggested_params(name, image_shape)
         blocks.append(html.Details([
             html.Summary(method.label, title=method.description),
             html.P(method.description, className="hint"),
-            *[controls.param_control(p, ids.attribution_param(name, p.name), layers) for p in method.params],
+            *[controls.param_control(p, ids.attribution_param(name, p.name), layers, start[p.name]) for p in method.params],
         ], className="method-controls", open=name in DEFAULT_ATTRIBUTIONS[:1]))
     return html.Div(blocks, className="method-blocks")
 

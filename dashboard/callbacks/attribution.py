@@ -16,8 +16,9 @@ def method_params(method: str, values: list, control_ids: list[dict], config: Ap
     """The parameters of ``method`` from the pattern-matched controls, coerced to their specs."""
     spec = attribution.METHODS[method]
     by_name = {p.name: p for p in spec.params}
-    raw = {cid["name"]: controls.control_value(by_name[cid["name"]], value)
-           for cid, value in zip(control_ids, values) if cid["method"] == method and cid["name"] in by_name}
+    raw = attribution.suggested_params(method, state.dataset(config).image_shape)
+    raw.update({cid["name"]: controls.control_value(by_name[cid["name"]], value)
+                for cid, value in zip(control_ids, values) if cid["method"] == method and cid["name"] in by_name})
     params = spec.coerce(raw)
     if method == "occlusion":
         params["data_mean"] = tuple(state.dataset(config).channel_mean)
@@ -156,12 +157,14 @@ def register(app, config: AppConfig) -> None:
         Input(ids.LAYER, "value"),
         background=True,
         interval=250,
+        progress=[Output(ids.INVERSION_PROGRESS, "value"), Output(ids.INVERSION_PROGRESS_TEXT, "children")],
         running=[(Output(ids.INVERSION_PROGRESS_BLOCK, "style"), {"display": "flex"}, {"display": "none"})],
     )
-    def update_inversion(selection, method, inversion_layer, channel, explore_layer):
+    def update_inversion(set_progress, selection, method, inversion_layer, channel, explore_layer):
         index = selected_index(selection)
         if index is None:
             return no_update, no_update, None
+        progress_reporter(set_progress)(0.1, f"projecting one channel back to the image ({method})")
         try:
             figure, used = inversion_figure(config, index, method, inversion_layer or explore_layer, channel)
         except Exception as error:
