@@ -1,9 +1,11 @@
 """Timing helpers and the result table shared by the benchmark rows."""
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +31,14 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
     return seconds
 
 
+T = TypeVar("T")
+
+
+def timed_each(fn: Callable[[T], Any], items: Iterable[T]) -> list[float]:
+    """Seconds of ``fn(item)`` for each item, once each and without warm-up (warm up before calling this)."""
+    return [timed(lambda item=item: fn(item), 1, warmup=0)[0] for item in items]
+
+
 def timed_once(fn: Callable[[], Any]) -> tuple[float, Any]:
     """(seconds, result) of a single call of ``fn``, with no warm-up (for cold and first-call timings)."""
     sync()
@@ -36,6 +46,53 @@ def timed_once(fn: Callable[[], Any]) -> tuple[float, Any]:
     result = fn()
     sync()
     return time.perf_counter() - start, result
+
+
+@contextmanager
+def cpu_share() -> Iterator[list[float]]:
+    """Yield a list that holds, after the block, this process's CPU seconds per wall second during it.
+
+    For single-threaded Python work, well below 1 means the process waited for a core (other load).
+    """
+    result: list[float] = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield result
+    result.append((time.process_time() - cpu) / max(1e-9, time.perf_counter() - wall))
+
+
+class OtherLoad:
+    """CPU time the rest of the machine used while this run went on (from /proc/stat, Linux only).
+
+    Our own share is this process plus the children it waited for (servers, the browser driver); what is left
+    is other people's work competing for the same cores.
+    """
+
+    def __init__(self) -> None:
+        self.start = (time.perf_counter(), self._busy(), self._own())
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def share(self) -> float | None:
+        """Fraction of all cores' time used by other processes since construction (None if unknown)."""
+        wall, busy, own = self.start
+        now = self._busy()
+        if busy is None or now is None:
+            return None
+        others = (now - busy) - (self._own() - own)
+        return max(0.0, others) / ((time.perf_counter() - wall) * (os.cpu_count() or 1))
 
 
 def median(seconds: list[float]) -> float:

@@ -110,7 +110,7 @@ def smoothgrad_captum(model: nn.Module, image: torch.Tensor, target: int, sample
 
 
 def integrated_gradients_captum(model: nn.Module, image: torch.Tensor, target: int, steps: int = 32) -> torch.Tensor:
-    """captum IntegratedGradients (Gauss-Legendre, zero baseline) at its default internal_batch_size (None: one batch)."""
+    """captum IntegratedGradients (Gauss-Legendre, zero baseline), default internal_batch_size (None: one batch)."""
     from captum.attr import IntegratedGradients
 
     x = image.to(model_device(model), torch.float32)[None]

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from components import theme
 
 MAX_CHANNELS_SHOWN = 64
+CHANNEL_LABELS = "channel labels"
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -117,13 +118,14 @@ def feature_map_grid(
         colorbar={"thickness": 10, "title": {"text": "0..1 per map" if scale == "per-map" else "activation", "side": "right"}},
         hoverongaps=False,
     ))
-    for k, channel_index in enumerate(order):
-        row, column = divmod(k, columns)
-        figure.add_annotation(
-            x=column * (width + gap) - 0.5, y=row * (height + gap) - 0.5, text=str(int(channel_index)),
-            showarrow=False, xanchor="left", yanchor="top", font={"size": 9, "color": "white"},
-            bgcolor="rgba(0,0,0,0.45)", borderpad=1,
-        )
+    # One text trace for the channel labels: 64 layout annotations take ~0.3 s to validate, a trace ~5 ms.
+    rows_columns = [divmod(k, columns) for k in range(len(order))]
+    figure.add_trace(go.Scatter(
+        name=CHANNEL_LABELS, x=[c * (width + gap) - 0.5 for _, c in rows_columns],
+        y=[r * (height + gap) - 0.5 for r, _ in rows_columns], text=[str(int(c)) for c in order],
+        mode="text", textposition="bottom right", hoverinfo="skip", showlegend=False,
+        textfont={"size": 9, "color": "white", "shadow": "0px 0px 2px black"},
+    ))
     shown_note = f" (the {len(order)} most active of {activations.shape[0]})" if len(order) < activations.shape[0] else ""
     theme.base_layout(figure, title + shown_note, 80 + 70 * math.ceil(len(maps) / columns))
     theme.image_axes(figure)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from compute.cache import tensor_fingerprint
+from compute.cache import cache_dir, tensor_fingerprint
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MAX_IMAGE_BYTES = 50 * 1024**2
@@ -67,19 +68,40 @@ class DatasetSpec:
     description: str
 
 
-def _digits() -> Dataset:
-    """scikit-learn's 1,797 handwritten digits (8x8, 0..16), upsampled bilinearly to 32x32 and scaled to [0, 1]."""
+def _digits_tensors() -> dict[str, torch.Tensor]:
+    """The digits as tensors: images (N, 1, 32, 32) in [0, 1], labels (N,), is_test (N,), from scikit-learn."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     small = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     images = torch.nn.functional.interpolate(small, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
-    images = images.clamp_(0.0, 1.0).contiguous()
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     _, test_index = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=bunch.target)
     is_test = torch.zeros(len(labels), dtype=torch.bool)
     is_test[torch.from_numpy(test_index)] = True
+    return {"images": images.clamp_(0.0, 1.0).contiguous(), "labels": labels, "is_test": is_test}
+
+
+def _digits() -> Dataset:
+    """scikit-learn's 1,797 handwritten digits (8x8, 0..16), upsampled bilinearly to 32x32 and scaled to [0, 1].
+
+    The tensors are kept in the cache directory: importing scikit-learn costs ~2 s of every start otherwise.
+    """
+    stored = cache_dir() / "data" / f"digits-{DIGITS_SIZE}.pt"
+    tensors = None
+    if stored.exists():
+        try:
+            tensors = torch.load(stored, weights_only=True)
+        except Exception:  # a damaged file is rebuilt below
+            tensors = None
+    if tensors is None:
+        tensors = _digits_tensors()
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        temporary = stored.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(tensors, temporary)
+        temporary.replace(stored)  # atomic: a concurrent reader never sees half a file
+    images, labels, is_test = tensors["images"], tensors["labels"], tensors["is_test"]
     return Dataset(
         name="digits",
         images=images,

@@ -120,6 +120,7 @@ def register(app, config: AppConfig) -> None:
         Input(ids.ATTRIBUTION_OPACITY, "value"),
         Input(ids.ATTRIBUTION_SANITY, "n_clicks"),
         State(ids.ATTRIBUTION_PARAM_ANY, "id"),
+        prevent_initial_call=True,  # nothing is selected yet; a selection from the URL still triggers it
         background=True,
         interval=250,
         progress=[Output(ids.ATTRIBUTION_PROGRESS, "value"), Output(ids.ATTRIBUTION_PROGRESS_TEXT, "children")],
@@ -155,6 +156,7 @@ def register(app, config: AppConfig) -> None:
         Input(ids.INVERSION_LAYER, "value"),
         Input(ids.INVERSION_CHANNEL, "value"),
         Input(ids.LAYER, "value"),
+        prevent_initial_call=True,
         background=True,
         interval=250,
         progress=[Output(ids.INVERSION_PROGRESS, "value"), Output(ids.INVERSION_PROGRESS_TEXT, "children")],

@@ -16,9 +16,11 @@ def scatter_title(page) -> str:
 def click_scatter_point(page, rank: int = 0) -> dict:
     """Click the ``rank``-th most isolated point at the pixel Plotly puts it (Scattergl draws on a canvas).
 
-    Isolated points are chosen so that no neighbour drawn on top can take the click. Returns the point's
+    Isolated points are chosen so that no neighbour drawn on top can take the click, away from the edges where
+    the mode bar floats. Returns the point's
     pixel, sample index and true class name.
     """
+    page.evaluate("() => document.querySelector('#scatter').scrollIntoView({block: 'center'})")
     target = page.evaluate(
         """(rank) => { const gd = document.querySelector('#scatter .js-plotly-plot');
             const fl = gd._fullLayout; const box = gd.getBoundingClientRect(); const points = [];
@@ -27,7 +29,7 @@ def click_scatter_point(page, rank: int = 0) -> dict:
                     index: Number(tr.customdata[k][0]), name: String(tr.customdata[k][1])})); });
             points.forEach(p => { p.gap = Infinity; points.forEach(q => { if (q !== p)
                 p.gap = Math.min(p.gap, Math.hypot(p.px - q.px, p.py - q.py)); }); });
-            const inside = points.filter(p => p.px > 20 && p.py > 20 && p.px < fl._size.w - 20 && p.py < fl._size.h - 20);
+            const inside = points.filter(p => p.px > 30 && p.py > 45 && p.px < fl._size.w - 30 && p.py < fl._size.h - 30);
             inside.sort((a, b) => b.gap - a.gap);
             const p = inside[rank];
             return {x: box.left + fl._size.l + p.px, y: box.top + fl._size.t + p.py, index: p.index, name: p.name}; }""",

@@ -67,6 +67,8 @@ def test_a_shared_url_restores_the_view(page, server_url):
 def test_bad_input_in_the_page_gives_a_message_and_the_app_keeps_working(page, server_url):
     page.goto(server_url + "?layer=pool3&embedding=pca&sample=3")
     wait_for_detail(page, 3)
+    page.wait_for_function("() => { const gd = document.querySelector('#inversion-figure .js-plotly-plot');"
+                           " return !!gd && ((gd.layout.title || {}).text || '').includes('image #3'); }", timeout=60_000)
     page.fill("#inversion-channel", "999")
     page.press("#inversion-channel", "Enter")
     page.wait_for_function("() => document.querySelector('#inversion-message').innerText.includes('out of range')",
