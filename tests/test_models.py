@@ -224,14 +224,13 @@ def test_probabilities_are_cached_per_model_weights(tmp_path, monkeypatch):
     model, dataset = tiny_classifier(), tiny_dataset()
     first = predictions.probabilities(model, dataset)
     calls = []
-    real_extract = predictions.extract
-    monkeypatch.setattr(predictions, "extract", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
+    model.register_forward_hook(lambda *_: calls.append(1))  # counts forward passes, i.e. real computations
     assert torch.equal(predictions.probabilities(model, dataset), first)
     assert calls == []
     with torch.no_grad():
         model[3].bias.add_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
     changed = predictions.probabilities(model, dataset)
-    assert calls == [1]
+    assert len(calls) >= 1
     assert bool((changed[:, 0] > first[:, 0]).all())
 
 
