@@ -31,6 +31,19 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
     return seconds
 
 
+def timed_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, their calls alternated (a b a b ...) so that drifts in the machine's
+    speed (other load, heat, caches) hit the functions being compared alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            seconds[name] += timed(fn, 1, warmup=0)
+    return {name: median(values) for name, values in seconds.items()}
+
+
 T = TypeVar("T")
 
 

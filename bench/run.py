@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -18,13 +19,14 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from bench import references as ref
 from bench.common import (OtherLoad, Row, auto, cpu_share, markdown_table, median, met, ms, percentile, ratio, sec,
-                          timed, timed_each, timed_once)
+                          timed, timed_each, timed_interleaved, timed_once)
 from compute import activations, attribution, embedding, models
 from compute.cache import set_cache_dir
 from compute.data import Dataset
@@ -209,10 +211,14 @@ def bench_extract(ctx: Context, settings: Settings) -> list[Row]:
     default_batch = batch_size_for(ctx.device, activation_floats(ctx.model, tuple(images.shape[1:])))
     rows = []
     for batch in sorted({default_batch, settings.extract_other_batch or default_batch}, reverse=True):
-        plain = median(timed(lambda: plain_forwards(ctx.model, images, batch, ctx.device), settings.extract_repeats))
+        times = timed_interleaved({
+            "plain": lambda: plain_forwards(ctx.model, images, batch, ctx.device),
+            "logits": lambda: activations.extract(ctx.model, images, "logits", batch_size=batch),
+            "relu2": lambda: activations.extract(ctx.model, images, "relu2", batch_size=batch),
+        }, settings.extract_repeats)
+        plain = times["plain"]
         for layer in ("logits", "relu2"):
-            hooked = median(timed(lambda: activations.extract(ctx.model, images, layer, batch_size=batch),
-                                  settings.extract_repeats))
+            hooked = times[layer]
             note = " (stops after relu2)" if layer == "relu2" else ""
             rows.append(Row(f"4{'ab'[layer == 'relu2']}", f"Activation extraction via hooks, layer `{layer}`{note}, "
                                                          f"{len(images):,} images, batch {batch}",
@@ -241,16 +247,18 @@ def occlusion_rows(ctx: Context, settings: Settings, stride: int, letter: str) -
     copies = ref.occlusion_copies(image, stride, ctx.device)
     count, windows = len(copies), ref.captum_occlusion_windows(image.shape[-1], OCCLUSION_BOX, stride)
 
-    def ours_with(batch_size: int | None = None) -> float:
-        return median(timed(lambda: attribution.occlusion(model, image, target, OCCLUSION_BOX, stride,
-                                                          batch_size=batch_size), settings.occlusion_repeats))
+    def ours_with(batch_size: int | None = None) -> Callable[[], torch.Tensor]:
+        return lambda: attribution.occlusion(model, image, target, OCCLUSION_BOX, stride, batch_size=batch_size)
 
     def captum_with(per_eval: int, repeats: int) -> float:
         return median(timed(lambda: ref.occlusion_captum(model, image, target, OCCLUSION_BOX, stride, per_eval),
                             repeats))
 
-    ours = ours_with()
-    limit = median(timed(lambda: ref.forward_limit(model, copies, batch), settings.occlusion_repeats))
+    compared = {"ours": ours_with(), "limit": lambda: ref.forward_limit(model, copies, batch)}
+    if count > OTHER_BATCH and batch != OTHER_BATCH:
+        compared["other"] = ours_with(OTHER_BATCH)
+    times = timed_interleaved(compared, settings.occlusion_repeats)
+    ours, limit = times["ours"], times["limit"]
     naive = median(timed(lambda: ref.occlusion_naive(model, image, target, OCCLUSION_BOX, stride),
                          settings.slow_repeats))
     captum1, captum256 = captum_with(1, settings.slow_repeats), captum_with(256, settings.occlusion_repeats)
@@ -263,8 +271,8 @@ def occlusion_rows(ctx: Context, settings: Settings, stride: int, letter: str) -
     rows = [Row(letter, f"{what}: ours vs the limit", f"ours: {ms(ours)}",
                 f"one plain no_grad forward of {count:,} copies (batch {batch}): {ms(limit)}",
                 f"{ratio(ours / limit)} (ours/limit)", "≤ 1.3", met(ours / limit <= 1.3))]
-    if count > OTHER_BATCH and batch != OTHER_BATCH:
-        other = ours_with(OTHER_BATCH)
+    if "other" in times:
+        other = times["other"]
         rows.append(Row(letter, f"{what}: ours with batch_size={OTHER_BATCH} instead of the default {batch}",
                         f"ours, batch {OTHER_BATCH}: {ms(other)}", f"ours, batch {batch}: {ms(ours)}",
                         f"{ratio(other / ours)} (batch {OTHER_BATCH}/default)"))
@@ -288,8 +296,9 @@ def bench_smoothgrad(ctx: Context, settings: Settings) -> tuple[list[Row], str]:
     def ours_fn():
         return attribution.smoothgrad(model, image, target, samples=SMOOTHGRAD_SAMPLES, sigma=SMOOTHGRAD_SIGMA)
 
-    ours = median(timed(ours_fn, settings.fast_repeats))
-    limit = median(timed(lambda: ref.backward_limit(model, noisy, target), settings.fast_repeats))
+    times = timed_interleaved({"ours": ours_fn, "limit": lambda: ref.backward_limit(model, noisy, target)},
+                              settings.fast_repeats)
+    ours, limit = times["ours"], times["limit"]
     naive = median(timed(lambda: ref.smoothgrad_naive(model, image, target, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA),
                          settings.slow_repeats))
     captum = median(timed(lambda: ref.smoothgrad_captum(model, image, target, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_SIGMA),
@@ -318,8 +327,9 @@ def bench_integrated_gradients(ctx: Context, settings: Settings) -> tuple[list[R
     def ours_fn():
         return attribution.integrated_gradients(model, image, target, steps=IG_STEPS)
 
-    ours = median(timed(ours_fn, settings.fast_repeats))
-    limit = median(timed(lambda: ref.backward_limit(model, path, target), settings.fast_repeats))
+    times = timed_interleaved({"ours": ours_fn, "limit": lambda: ref.backward_limit(model, path, target)},
+                              settings.fast_repeats)
+    ours, limit = times["ours"], times["limit"]
     captum = median(timed(lambda: ref.integrated_gradients_captum(model, image, target, IG_STEPS),
                           settings.fast_repeats))
     what = f"Integrated gradients, {IG_STEPS} steps, zero baseline"
@@ -433,8 +443,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so servers are stopped and the temporary cache dirs removed on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     settings = Settings.make(args.quick)
     start = time.perf_counter()
     other_load = OtherLoad()

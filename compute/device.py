@@ -6,6 +6,7 @@ import os
 import torch
 
 _BYTES_PER_FLOAT = 4
+CPU_MAX_BATCH = 256
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -66,6 +67,9 @@ def batch_size_for(
         return max(minimum, int(override))
     per_item = max(1, floats_per_item) * _BYTES_PER_FLOAT * (3 if with_backward else 1)
     budget = _free_bytes(device) * memory_fraction
+    if device.type == "cpu":
+        # Past the CPU caches, bigger batches only add page faults: 256 ran occlusion 2x faster than 1024 here.
+        maximum = min(maximum, CPU_MAX_BATCH)
     return int(max(minimum, min(maximum, budget // per_item)))
 
 

@@ -175,11 +175,11 @@ def ensure_trained(name: str = "digits-cnn", progress: Progress | None = None) -
     found = checkpoints(name)
     if found:
         return found
-    import diskcache
+    from filelock import FileLock  # installed with torch
 
     _checkpoint_dir(name).mkdir(parents=True, exist_ok=True)
-    lock_cache = diskcache.Cache(str(_checkpoint_dir(name) / "lock"))
-    with diskcache.Lock(lock_cache, "train", expire=600):
+    # An OS file lock dies with its process, so a server killed mid-training does not block the next one.
+    with FileLock(str(_checkpoint_dir(name) / "train.lock")):
         found = checkpoints(name)
         if not found:
             train_digits_cnn(MODELS[name].epochs, progress=progress)

@@ -262,3 +262,8 @@ def test_single_rejects_unknown_layers_before_running():
         A.single(model, torch.rand(4), ["0", "missing"])
     assert model[1].calls == 0
     assert hook_count(model) == 0
+
+
+def test_cpu_batches_are_capped_where_bigger_ones_only_add_page_faults():
+    assert device.batch_size_for(torch.device("cpu"), 1) == device.CPU_MAX_BATCH
+    assert device.batch_size_for(torch.device("cpu"), 1, maximum=64) == 64
