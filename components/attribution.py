@@ -19,7 +19,8 @@ def _map_trace(values: np.ndarray, signed: bool, opacity: float, colorbar_title:
         colorbar["x"] = colorbar_x
     return go.Heatmap(
         z=values, colorscale=theme.SIGNED_SCALE if signed else theme.ATTRIBUTION_SCALE,
-        zmin=-limit if signed else float(np.nanmin(values)), zmax=limit if signed else float(np.nanmax(values)),
+        zmin=-limit if signed else float(np.nanmin(values)),
+        zmax=limit if signed else max(float(np.nanmax(values)), float(np.nanmin(values)) + 1e-12),
         opacity=opacity, showscale=show_scale, colorbar=colorbar,
         hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>",
     )
@@ -39,6 +40,8 @@ def attribution_figure(
     """
     values = np.asarray(values, dtype=np.float32)
     signed = bool((values < 0).any() and (values > 0).any())
+    if float(np.nanmax(values)) == float(np.nanmin(values)):
+        title += " · constant map (no evidence for this class here)"
     figure = go.Figure()
     if display == "overlay":
         figure.add_trace(image_trace(image))

@@ -295,7 +295,7 @@ METHODS: dict[str, Method] = {
     "gradcam": Method(
         gradcam,
         "Grad-CAM",
-        (Param("layer", "layer", "", "Layer", help="conv layer; empty = last conv layer"),),
+        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv layer's rectified output"),),
         "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
     ),
 }

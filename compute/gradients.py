@@ -175,13 +175,25 @@ def conv_layer_names(model: torch.nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
 
 
+def last_conv_block(model: torch.nn.Module) -> str:
+    """The last nn.Conv2d, or the nn.ReLU defined right after it: Grad-CAM is meant for rectified feature maps,
+    and a conv's raw output can be negative everywhere (an all-zero map)."""
+    convs = conv_layer_names(model)
+    if not convs:
+        raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
+    names = [name for name, _ in model.named_modules()]
+    modules = dict(model.named_modules())
+    following = names[names.index(convs[-1]) + 1 :]
+    if following and isinstance(modules[following[0]], torch.nn.ReLU):
+        return following[0]
+    return convs[-1]
+
+
 def find_layer(model: torch.nn.Module, layer: str) -> torch.nn.Module:
-    """The module named ``layer`` ("" = the last nn.Conv2d); ValueError naming the conv layers otherwise."""
+    """The module named ``layer`` ("" = :func:`last_conv_block`); ValueError naming the conv layers otherwise."""
     convs = conv_layer_names(model)
     if layer == "":
-        if not convs:
-            raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
-        layer = convs[-1]
+        layer = last_conv_block(model)
     modules = dict(model.named_modules())
     if layer not in modules:
         raise ValueError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs) or 'none'}")
@@ -218,7 +230,7 @@ def gradcam(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Selvaraju et al. 2017 Grad-CAM ``(H, W)`` at the layer named ``layer`` ("" = the last nn.Conv2d).
+    """Selvaraju et al. 2017 Grad-CAM ``(H, W)`` at the layer named ``layer`` ("" = :func:`last_conv_block`).
 
     With activations A ``(K, h, w)`` at that layer, alpha_k = spatial mean of d score / d A_k and the map is
     ReLU(sum_k alpha_k A_k), bilinearly upsampled to the image size. ``batch_size`` is accepted for a uniform

@@ -216,7 +216,7 @@ class OneChannelModel(nn.Module):
 
 def test_gradcam_single_relevant_channel():
     model, image = OneChannelModel().eval(), random_image(11, height=16, width=16)
-    cam = A.gradcam(model, image, 0)
+    cam = A.gradcam(model, image, 0, layer="conv")
     assert cam.shape == (16, 16) and cam.dtype == torch.float32 and (cam >= 0).all() and cam.max() > 0
     with torch.no_grad():
         activation = model.conv(image[None])[0, 2]
@@ -347,3 +347,15 @@ def test_rank_correlation():
     assert A.rank_correlation(values, -values) == pytest.approx(-1.0)
     assert A.rank_correlation(values, values.exp()) == pytest.approx(1.0)  # ranks only
     assert A.rank_correlation(values, torch.zeros(8, 8)) == 0.0
+
+
+def test_gradcam_defaults_to_the_rectified_output_of_the_last_conv():
+    from compute.gradients import last_conv_block
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 1, 8, 8))
+    assert last_conv_block(model) == "3"
+    bare = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 2))
+    assert last_conv_block(bare) == "0"
+    image = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(A.gradcam(model, image, 1), A.gradcam(model, image, 1, layer="3"))
