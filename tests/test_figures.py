@@ -309,9 +309,11 @@ def test_overlay_has_the_image_and_the_map_with_its_opacity():
 
 
 def test_all_zero_attribution_builds_with_a_non_degenerate_scale():
-    trace = attribution.attribution_figure(np.zeros((3, 3)), np.zeros((1, 3, 3)), "flat").data[0]
-    assert trace.zmin == 0.0 and trace.zmax == 0.0  # unsigned, min == max: plotly shows one colour
+    figure = attribution.attribution_figure(np.zeros((3, 3)), np.zeros((1, 3, 3)), "flat")
+    trace = figure.data[0]
+    assert trace.zmin == 0.0 and trace.zmax > trace.zmin  # a zero-width range would leave the colour scale undefined
     assert np.asarray(trace.z).shape == (3, 3)
+    assert "constant map" in figure.layout.title.text
 
 
 @pytest.mark.parametrize("display, traces", [("heatmap", 2), ("overlay", 3)])
