@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config)
     print(f"Featurescope on http://{config.host}:{config.port}  (model {config.model}, data {config.data}; Ctrl+C stops)",
           flush=True)
-    app.run(host=config.host, port=config.port, debug=config.debug)
+    # One request thread: background jobs are forked from the server, and a fork taken while another thread
+    # is inside SQLite (diskcache's job store) leaves the child with a lock nobody releases (seen here as
+    # diskcache Timeouts and panels that never arrived). Requests are short; the heavy work runs in the jobs.
+    app.run(host=config.host, port=config.port, debug=config.debug, threaded=False)
     return 0
 
 

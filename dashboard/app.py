@@ -38,6 +38,10 @@ class ForkedJobManager(DiskcacheManager):
         self.job_threads = job_threads
 
     def call_job_fn(self, key, job_fn, args, context):
+        # A superseded job can still write its result before it is killed; the same inputs later would then be
+        # answered with that leftover (possibly a no_update) and the fresh job killed. Start from a clean slate.
+        for stale in (key, self._make_progress_key(key), self._make_set_props_key(key)):
+            self.clear_cache_entry(stale)
         threads = self.job_threads
 
         def run_with_threads(*job_args):

@@ -26,9 +26,9 @@ def test_every_method_renders_and_the_target_class_changes_the_maps(page, server
         box = page.locator(f"#attribution-methods input[value='{method}']")
         if not box.is_checked():
             box.check()
+        page.wait_for_selector(_panel(method) + " .js-plotly-plot", timeout=60_000)
     signatures = {}
     for method in attribution.METHODS:
-        page.wait_for_selector(_panel(method) + " .js-plotly-plot", timeout=60_000)
         signatures[method] = figure_signature(page, _panel(method))
         assert f"class {clicked['name']} (true)" in signatures[method]
     assert len(set(signatures.values())) == len(signatures)
