@@ -310,8 +310,10 @@ def suggested_params(method: str, image_shape: tuple[int, ...]) -> dict:
     params = METHODS[method].defaults()
     if method == "occlusion":
         side = int(min(image_shape[-2:]))
-        params["box"] = max(1, min(64, side // 4))
-        params["stride"] = max(1, min(32, side // 16))
+        specs = {p.name: p for p in METHODS[method].params}
+        # coerce keeps the sizes inside each Param's own bounds, so those bounds live in one place.
+        params["box"] = specs["box"].coerce(side // 4)
+        params["stride"] = specs["stride"].coerce(side // 16)
     return params
 
 

@@ -181,11 +181,10 @@ def last_conv_block(model: torch.nn.Module) -> str:
     convs = conv_layer_names(model)
     if not convs:
         raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
-    names = [name for name, _ in model.named_modules()]
-    modules = dict(model.named_modules())
-    following = names[names.index(convs[-1]) + 1 :]
-    if following and isinstance(modules[following[0]], torch.nn.ReLU):
-        return following[0]
+    modules = list(model.named_modules())
+    position = [name for name, _ in modules].index(convs[-1]) + 1
+    if position < len(modules) and isinstance(modules[position][1], torch.nn.ReLU):
+        return modules[position][0]
     return convs[-1]
 
 

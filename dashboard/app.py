@@ -61,7 +61,11 @@ def background_manager(job_threads: int) -> DiskcacheManager:
 
 
 def create_app(config: AppConfig) -> dash.Dash:
-    """Build the app for ``config``. Nothing heavy happens here: the model loads (or trains) in a background job."""
+    """Build the app for ``config``. Nothing heavy happens here: the model loads (or trains) in a background job.
+
+    Serve it with ``app.run(..., threaded=False)`` as ``python -m dashboard`` does: jobs are forked from the
+    server, and a fork taken while another request thread is inside SQLite inherits a lock nobody releases.
+    """
     if config.cache_dir:
         set_cache_dir(config.cache_dir)
     job_threads = keep_server_fork_safe()
