@@ -30,12 +30,9 @@ from bench.common import (OtherLoad, Row, auto, cpu_share, markdown_table, media
 from compute import activations, attribution, embedding, models
 from compute.cache import set_cache_dir
 from compute.data import Dataset
+from compute import data
 from compute.device import activation_floats, batch_size_for, pick_device
 from compute.gradients import gradient_batch_size
-from dashboard import state
-from dashboard.callbacks.attribution import attribution_panels, method_params
-from dashboard.callbacks.features import detail_panels
-from dashboard.config import AppConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.md"
 ATTRIBUTION_METHODS = ["occlusion", "saliency", "smoothgrad"]
@@ -81,7 +78,6 @@ class Settings:
 class Context:
     """What every in-process row shares: the app config, model, data, device and the image explained."""
 
-    config: AppConfig
     model: torch.nn.Module
     dataset: Dataset
     device: torch.device
@@ -125,75 +121,6 @@ def bench_page_or_train(cache: Path, logs: Path, settings: Settings) -> list[Row
         models.load("digits-cnn", device=pick_device("auto"))
         reason = str(error).strip().splitlines()[0][:200]
         return [Row("1", "First interactive page (cold and warm)", f"**not measured**: {reason}")]
-
-
-# ---------------------------------------------------------------------------------------------- 2. detail panels
-
-def bench_detail(ctx: Context, settings: Settings) -> list[Row]:
-    """Row 2: the click -> detail-panels callback body for many different samples."""
-    rng = np.random.default_rng(0)
-    indices = [int(i) for i in rng.choice(len(ctx.dataset), settings.detail_indices + 1, replace=False)]
-    detail_panels(ctx.config, indices[0], DETAIL_LAYER, "shared")  # warm-up (imports, plotly templates)
-    with cpu_share() as share:
-        seconds = timed_each(lambda i: detail_panels(ctx.config, i, DETAIL_LAYER, "shared"), indices[1:])
-    compute = timed_each(lambda i: activations.single(ctx.model, ctx.dataset.image(i), [DETAIL_LAYER]), indices[1:])
-    p50, p95 = percentile(seconds, 50), percentile(seconds, 95)
-    return [Row("2", f"Click → detail panels, server side (`detail_panels(..., '{DETAIL_LAYER}', 'shared')`, "
-                     f"{len(seconds)} different samples)",
-                f"p50 {ms(p50)}, p95 {ms(p95)} (CPU/wall {share[0]:.2f})",
-                f"its forward alone (`activations.single`): p50 {ms(median(compute))}",
-                ratio(p50 / median(compute)), "p50 and p95 < 200 ms", met(p95 < 0.2 and p50 < 0.2))]
-
-
-# ---------------------------------------------------------------------------------------------- 3. attribution panels
-
-def fresh_cache_with_checkpoints(trained: Path, root: Path) -> Path:
-    """A new, empty cache dir that only holds copies of the trained checkpoints (no cached results)."""
-    fresh = root / "attribution-cache"
-    shutil.copytree(trained / "checkpoints", fresh / "checkpoints", ignore=shutil.ignore_patterns("lock"))
-    return fresh
-
-
-def bench_attribution(ctx: Context, trained_cache: Path, root: Path, settings: Settings) -> list[Row]:
-    """Row 3: the attribution callback body, first computation (cold) and again (warm, from the cache)."""
-    cache = set_cache_dir(fresh_cache_with_checkpoints(trained_cache, root))
-    config = AppConfig(cache_dir=str(cache))
-    try:
-        def panels(i: int):
-            return attribution_panels(config, i, ATTRIBUTION_METHODS, [], [], None, False, "overlay", 0.6, False)
-
-        rng = np.random.default_rng(1)
-        indices = [int(i) for i in rng.choice(len(ctx.dataset), settings.attribution_indices + 1, replace=False)]
-        panels(indices[0]), panels(indices[0])  # warm-up: model load, imports, figure code (cold then warm)
-        cold = timed_each(panels, indices[1:])
-        with cpu_share() as share:
-            warm = timed_each(panels, indices[1:] * settings.attribution_warm_passes)
-        model = state.model(config)
-        direct = timed_each(lambda i: direct_maps(config, model, i), indices[1:])
-    finally:
-        set_cache_dir(trained_cache)
-    cold50, warm50, warm95 = percentile(cold, 50), percentile(warm, 50), percentile(warm, 95)
-    methods = ", ".join(ATTRIBUTION_METHODS)
-    return [
-        Row("3a", f"Click → all attribution panels ({methods}; default parameters), **warm**: "
-                  f"{len(warm)} calls over {len(indices) - 1} samples already computed",
-            f"p50 {ms(warm50)}, p95 {ms(warm95)} (CPU/wall {share[0]:.2f})", f"cold p50: {ms(cold50)}",
-            ratio(warm50 / cold50),
-            "p50 and p95 < 300 ms", met(warm50 < 0.3 and warm95 < 0.3)),
-        Row("3b", f"Click → all attribution panels, **cold** (first computation, fresh cache dir; "
-                  f"{len(cold)} new samples)",
-            f"p50 {ms(cold50)}, p95 {ms(percentile(cold, 95))}",
-            f"the three maps computed directly (no cache, no figures): p50 {ms(median(direct))}",
-            ratio(cold50 / median(direct))),
-    ]
-
-
-def direct_maps(config: AppConfig, model: torch.nn.Module, index: int) -> None:
-    """The three attribution maps of the panels, computed without the cache or any figure."""
-    dataset = state.dataset(config)
-    image, target = dataset.image(index), int(dataset.labels[index])
-    for method in ATTRIBUTION_METHODS:
-        attribution.METHODS[method].function(model, image, target, **method_params(method, [], [], config))
 
 
 # ---------------------------------------------------------------------------------------------- 4. extraction
@@ -404,7 +331,7 @@ def report(rows: list[Row], checks: list[str], ctx: Context, settings: Settings,
         "",
         f"- device: **{device_name(ctx.device)}** ({os.cpu_count()} CPU cores), torch threads: "
         f"**{torch.get_num_threads()}** "
-        f"(the server runs torch on 1 thread, its background jobs on {torch.get_num_threads()}); "
+        f"(the compute process uses the same); "
         f"torch {torch.__version__}, captum {captum.__version__}, python {sys.version.split()[0]}; "
         f"denormals flushed to zero",
         other_load_line(other_load),
@@ -427,13 +354,42 @@ def report(rows: list[Row], checks: list[str], ctx: Context, settings: Settings,
 
 
 def load_context(cache: Path) -> Context:
-    """The warm app config and its model, plus the sample the attribution rows explain (the first test image)."""
-    config = AppConfig(cache_dir=str(cache))
-    model = state.model(config)
-    dataset = state.dataset(config)
+    """The trained model and its data, plus the sample the attribution rows explain (the first test image)."""
+    device = pick_device("auto")
+    model = models.load("digits-cnn", device=device)
+    dataset = data.load("digits")
     index = int(torch.nonzero(dataset.is_test)[0])
-    return Context(config, model, dataset, state.device(config), index, dataset.image(index),
-                   int(dataset.labels[index]))
+    return Context(model, dataset, device, index, dataset.image(index), int(dataset.labels[index]))
+
+
+def bench_clicks(cache: Path, logs: Path, settings: Settings) -> list[Row]:
+    """Rows 10-11 in a real browser, or a row saying why they could not run."""
+    from bench.browser import chromium
+    from bench.clicks import click_rows
+
+    try:
+        with chromium() as browser:
+            return click_rows(browser, cache, logs, clicks=6 if settings.quick else 21)
+    except Exception as error:  # a benchmark should still report the rest
+        traceback.print_exc()
+        return [Row("10", "Click → figures in Chromium", f"**not measured**: {str(error).splitlines()[0][:200]}")]
+
+
+FAMILY_BENCHES = ("bench.compute_rows", "bench.channels", "bench.maximize", "bench.adversarial", "bench.evolution")
+
+
+def bench_families(settings: Settings) -> list[Row]:
+    """The rows each view family measures in its own module (``rows(quick)``)."""
+    import importlib
+
+    rows: list[Row] = []
+    for name in FAMILY_BENCHES:
+        try:
+            rows += importlib.import_module(name).rows(settings.quick)
+        except Exception as error:  # one family failing must not hide the others
+            traceback.print_exc()
+            rows.append(Row(name, "family benchmark", f"**not measured**: {str(error).splitlines()[0][:200]}"))
+    return rows
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -465,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarking on {device_name(device)} with {torch.get_num_threads()} threads ...", file=sys.stderr)
         rows = bench_page_or_train(cache, logs, settings)
         ctx = load_context(cache)
-        rows += bench_detail(ctx, settings)
-        rows += bench_attribution(ctx, cache, root, settings)
+        from bench.service import service_rows
+
+        rows += service_rows(str(cache), ctx.model, ctx.dataset, settings)
+        rows += bench_clicks(cache, logs, settings)
         rows += bench_extract(ctx, settings)
         checks = []
         for bench in (bench_occlusion, bench_smoothgrad, bench_integrated_gradients):
@@ -474,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += more
             checks.append(check)
         rows += bench_embedding(ctx, settings)
+        rows += bench_families(settings)
     text = report(rows, checks, ctx, settings, time.perf_counter() - start, other_load.share())
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

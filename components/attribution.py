@@ -1,5 +1,19 @@
-"""Attribution figures: one panel layout (heatmap or overlay) shared by every method, so they compare side by side."""
+"""Attribution figures: one panel layout (heatmap or overlay) shared by every method, so they compare side by side.
+
+:func:`method_figure` draws any method's result: one subplot per *spec* ``(key, title, scale)``, reading
+``maps[key]`` (H, W). Scales:
+
+- ``"probability"``: a sequential scale fixed to 0..1, ticks in percent;
+- ``"signed"``: a diverging scale centred on zero (``zmin == -zmax``), for maps where the sign means something;
+- ``"auto"``: ``"signed"`` when the map has both signs, else a sequential scale over its own range.
+
+Colour bars read in plain decimals or percent chosen from the data's magnitude, never SI suffixes ("600n").
+Occlusion is two specs (the probability with the box at each pixel, and the signed drop from the clean image);
+every other method is one, :data:`DEFAULT_SPECS`.
+"""
 from __future__ import annotations
+
+from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -8,22 +22,90 @@ from plotly.subplots import make_subplots
 from components import theme
 from components.images import image_trace, to_display
 
-PANEL_HEIGHT = 270
+PANEL_HEIGHT = 300
+SCALES = ("probability", "signed", "auto")
+DEFAULT_SPECS: list[tuple[str, str, str]] = [("map", "attribution", "auto")]
+# Below this clean probability an occlusion drop is tiny everywhere, and the figure says so in words.
+NEAR_ZERO_PROBABILITY = 1e-3
+
+Spec = tuple[str, str, str]
 
 
-def _map_trace(values: np.ndarray, signed: bool, opacity: float, colorbar_title: str, show_scale: bool = True,
-               colorbar_x: float | None = None):
-    limit = float(np.nanmax(np.abs(values))) or 1.0
-    colorbar = {"thickness": 8, "title": {"text": colorbar_title, "side": "right"}, "len": 0.9}
-    if colorbar_x is not None:
-        colorbar["x"] = colorbar_x
+def resolve_scale(values: np.ndarray, scale: str) -> str:
+    """``probability``, ``signed`` or ``sequential`` for ``values`` drawn with the spec's ``scale``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+    if scale == "auto":
+        return "signed" if bool((values < 0).any() and (values > 0).any()) else "sequential"
+    return scale
+
+
+def map_trace(values: np.ndarray, scale: str, opacity: float = 1.0, colorbar_title: str = "",
+              colorbar_x: float | None = None, hover_label: str = "value") -> go.Heatmap:
+    """A heatmap of ``values`` (H, W) on the colour scale ``scale`` names (see the module docstring)."""
+    values = np.asarray(values, dtype=np.float32)
+    kind = resolve_scale(values, scale)
+    finite = values[np.isfinite(values)]
+    if kind == "probability":
+        colorscale, low, high, percent = theme.PROBABILITY_SCALE, 0.0, 1.0, True
+    elif kind == "signed":
+        limit = float(np.abs(finite).max()) if finite.size else 0.0
+        limit = limit or 1.0  # an all-zero map still needs a non-degenerate range
+        colorscale, low, high, percent = theme.SIGNED_SCALE, -limit, limit, False
+    else:
+        low = float(finite.min()) if finite.size else 0.0
+        high = float(finite.max()) if finite.size else 1.0
+        # A zero-width range would leave the colour scale undefined.
+        high = max(high, low + 1e-6 * max(abs(low), 1.0))
+        colorscale, percent = theme.ATTRIBUTION_SCALE, False
+    extra = {} if colorbar_x is None else {"x": colorbar_x, "xanchor": "left"}
     return go.Heatmap(
-        z=values, colorscale=theme.SIGNED_SCALE if signed else theme.ATTRIBUTION_SCALE,
-        zmin=-limit if signed else float(np.nanmin(values)),
-        zmax=limit if signed else max(float(np.nanmax(values)), float(np.nanmin(values)) + 1e-12),
-        opacity=opacity, showscale=show_scale, colorbar=colorbar,
-        hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>",
+        z=values, colorscale=colorscale, zmin=low, zmax=high, opacity=opacity,
+        colorbar=theme.colorbar(max(abs(low), abs(high)), colorbar_title, percent, **extra),
+        hovertemplate=f"x %{{x}}, y %{{y}}<br>{hover_label}: %{{z:.3g}}<extra></extra>",
     )
+
+
+def method_figure(
+    maps: Mapping[str, np.ndarray],
+    specs: Sequence[Spec],
+    image: np.ndarray,
+    title: str,
+    display: str = "heatmap",
+    opacity: float = 0.6,
+    note: str = "",
+    height: int = PANEL_HEIGHT,
+) -> go.Figure:
+    """One subplot per spec ``(key, title, scale)`` showing ``maps[key]`` (H, W) as a heatmap, or with
+    ``display="overlay"`` over ``image`` (C, H, W) at ``opacity``. ``note`` is a subtitle in words.
+
+    With one spec its title labels the colour bar; with several, each subplot carries its title.
+    """
+    columns = len(specs)
+    several = columns > 1
+    figure = make_subplots(rows=1, cols=columns, horizontal_spacing=0.14 if several else 0.02,
+                           subplot_titles=[spec_title for _, spec_title, _ in specs] if several else None)
+    constant = []
+    for column, (key, spec_title, scale) in enumerate(specs, start=1):
+        values = np.asarray(maps[key], dtype=np.float32)
+        finite = values[np.isfinite(values)]
+        if finite.size and float(finite.max()) == float(finite.min()):
+            constant.append(spec_title)
+        axis = "xaxis" if column == 1 else f"xaxis{column}"
+        colorbar_x = float(figure.layout[axis].domain[1]) + 0.01
+        if display == "overlay":
+            figure.add_trace(image_trace(image), row=1, col=column)
+        figure.add_trace(map_trace(values, scale, opacity if display == "overlay" else 1.0,
+                                   "" if several else spec_title, colorbar_x, hover_label=spec_title),
+                         row=1, col=column)
+    if constant:
+        what = "constant map" if not several else f"constant {', '.join(constant)}"
+        note = f"{note} · {what}: no evidence for this class here" if note else f"{what}: no evidence for this class here"
+    theme.base_layout(figure, title, height, note=note)
+    theme.image_axes(figure)
+    # Each map hugs the right edge of its column, next to its colour bar, whatever width the page gives it.
+    figure.update_xaxes(constraintoward="right")
+    return figure
 
 
 def attribution_figure(
@@ -36,54 +118,53 @@ def attribution_figure(
 ) -> go.Figure:
     """One attribution map (H, W) over its image (C, H, W): a heatmap, or an overlay with ``opacity``.
 
-    Maps with negative values use a diverging scale centred on zero.
+    Maps with both signs use a diverging scale centred on zero; others a sequential one over their range.
     """
-    values = np.asarray(values, dtype=np.float32)
-    signed = bool((values < 0).any() and (values > 0).any())
-    if float(np.nanmax(values)) == float(np.nanmin(values)):
-        title += " · constant map (no evidence for this class here)"
-    figure = go.Figure()
-    if display == "overlay":
-        figure.add_trace(image_trace(image))
-        figure.add_trace(_map_trace(values, signed, opacity, colorbar_title))
-    else:
-        figure.add_trace(_map_trace(values, signed, 1.0, colorbar_title))
-    theme.base_layout(figure, title, PANEL_HEIGHT)
-    return theme.image_axes(figure)
+    return method_figure({"map": values}, [("map", colorbar_title, "auto")], image, title, display, opacity)
+
+
+def occlusion_specs(class_name: str) -> list[Spec]:
+    """Occlusion's two subplots: compute's ``probability`` (0..1) and its signed ``map`` (clean - occluded)."""
+    return [("probability", f"p({class_name}) with the box centred here", "probability"),
+            ("map", f"drop in p({class_name}): clean − occluded", "signed")]
+
+
+def occlusion_note(clean: float, class_name: str) -> str:
+    """The clean image's probability in words; says the drop is tiny everywhere when it is near zero."""
+    if clean < NEAR_ZERO_PROBABILITY:
+        return (f"p({class_name}) is only {theme.plain_number(clean)} on the clean image: "
+                "the drop is tiny everywhere")
+    return f"p({class_name}) = {clean:.1%} on the clean image; < 0 where covering raises it"
 
 
 def occlusion_figure(
     probability: np.ndarray,
+    drop: np.ndarray,
+    clean: float,
     image: np.ndarray,
     class_name: str,
     display: str = "heatmap",
     opacity: float = 0.6,
     title: str = "Occlusion",
 ) -> go.Figure:
-    """Left: p(class) with the grey box centred at each pixel (like Zeiler & Fergus' figure);
-    right: the drop in probability, as a heatmap or an overlay on the image."""
-    probability = np.asarray(probability, dtype=np.float32)
-    baseline = float(np.nanmax(probability))
-    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                           subplot_titles=(f"p({class_name}) with box here", "drop in probability"))
-    figure.add_trace(go.Heatmap(
-        z=probability, colorscale="RdBu", zmin=0, zmax=1, colorbar={"thickness": 8, "x": 0.44, "len": 0.9},
-        hovertemplate="box at x %{x}, y %{y}: p=%{z:.3f}<extra></extra>",
-    ), row=1, col=1)
-    drop = baseline_probability_drop(probability, baseline)
-    if display == "overlay":
-        figure.add_trace(image_trace(image), row=1, col=2)
-        figure.add_trace(_map_trace(drop, False, opacity, "drop", colorbar_x=1.0), row=1, col=2)
-    else:
-        figure.add_trace(_map_trace(drop, False, 1.0, "drop", colorbar_x=1.0), row=1, col=2)
-    figure.update_annotations(font_size=11)
-    theme.base_layout(figure, title, PANEL_HEIGHT)
-    return theme.image_axes(figure)
+    """Compute's occlusion result, drawn as it is (nothing recomputed here).
+
+    Left: ``probability`` (H, W), p(class) with the grey box centred at each pixel (Zeiler & Fergus' figure), on
+    0..1; right: ``drop`` (H, W) = p_clean - p_occluded, negative where covering raises p, on a diverging scale
+    centred on zero. ``clean`` is p(class) for the unoccluded image.
+    """
+    return method_figure({"probability": probability, "map": drop}, occlusion_specs(class_name), image, title,
+                         display, opacity, note=occlusion_note(float(clean), class_name))
 
 
-def baseline_probability_drop(probability: np.ndarray, unoccluded: float) -> np.ndarray:
-    """How much the class probability falls when the box covers each pixel, clipped at zero."""
-    return np.clip(unoccluded - probability, 0.0, None)
+def result_figure(method: str, result: Mapping, image: np.ndarray, class_name: str, title: str,
+                  display: str = "heatmap", opacity: float = 0.6) -> go.Figure:
+    """The figure of one attribution job's ``result``: occlusion's ``probability``/``map``/``clean``, or any
+    other method's ``map`` (H, W)."""
+    if method == "occlusion":
+        return occlusion_figure(result["probability"], result["map"], result["clean"], image, class_name,
+                                display, opacity, title)
+    return attribution_figure(result["map"], image, title, display, opacity)
 
 
 def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) -> go.Figure:
@@ -98,6 +179,5 @@ def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) 
     else:
         figure.add_trace(go.Image(z=to_display(scaled)), row=1, col=1)
     figure.add_trace(image_trace(image), row=1, col=2)
-    figure.update_annotations(font_size=11)
     theme.base_layout(figure, title, PANEL_HEIGHT)
     return theme.image_axes(figure)

@@ -1,40 +1,111 @@
-"""Colours, fonts and figure defaults shared by every figure, in one place."""
+"""Colours, fonts and figure defaults shared by every figure, in one place.
+
+Every colour and font size a figure uses is a field of :class:`Theme`; the module-level names (``TEXT``,
+``FONT_SIZE``, ``CLASS_COLOURS``, ...) are those of the theme in use, so builders read them at call time and
+:func:`use` can swap the whole set (a projector theme, say) without touching a builder.
+"""
 from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
 
 import plotly.graph_objects as go
 
-FONT = "Inter, 'Segoe UI', system-ui, -apple-system, sans-serif"
-TEXT = "#1f2430"
-MUTED = "#6b7280"
-ACCENT = "#d9480f"
-SELECTED = "#111827"
-BACKGROUND = "#ffffff"
-# Ten distinguishable colours (Tableau 10), then the Plotly defaults for larger class counts.
-CLASS_COLOURS = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
-]
-CORRECT_COLOURS = {"correct": "#59a14f", "wrong": "#e15759"}
-ACTIVATION_SCALE = "Viridis"
-ATTRIBUTION_SCALE = "Inferno"
-SIGNED_SCALE = "RdBu_r"
-IMAGE_SCALE = "gray"
+
+@dataclass(frozen=True)
+class Theme:
+    """One set of colours and fonts. Sizes are CSS pixels; 14 px is the smallest text read from a classroom's back."""
+
+    FONT: str = "Inter, 'Segoe UI', system-ui, -apple-system, sans-serif"
+    FONT_SIZE: int = 14
+    TITLE_SIZE: int = 16
+    TEXT: str = "#1f2430"
+    MUTED: str = "#4b5563"  # darker than a typical muted grey so notes stay legible when projected
+    ACCENT: str = "#d9480f"
+    SELECTED: str = "#111827"
+    BACKGROUND: str = "#ffffff"
+    GRID: str = "#e5e7eb"
+    BAR: str = "#9aa5b1"
+    # Ten distinguishable colours (Tableau 10), then the Plotly defaults for larger class counts.
+    CLASS_COLOURS: tuple[str, ...] = (
+        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+        "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+    )
+    # Okabe-Ito blue and vermillion: told apart with every common colour-vision deficiency (red/green is not).
+    CORRECT_COLOURS: dict[str, str] = field(default_factory=lambda: {"correct": "#0072B2", "wrong": "#D55E00"})
+    ACTIVATION_SCALE: str = "Viridis"
+    ATTRIBUTION_SCALE: str = "Inferno"
+    PROBABILITY_SCALE: str = "Viridis"
+    SIGNED_SCALE: str = "RdBu_r"
+    IMAGE_SCALE: str = "gray"
+    LABEL_SHADOW: str = "0px 0px 3px black, 0px 0px 2px black"
+
+
+LIGHT = Theme()
+THEME: Theme = LIGHT
+
+# The module-level names callers use; rebound by use().
+FONT = LIGHT.FONT
+FONT_SIZE = LIGHT.FONT_SIZE
+TITLE_SIZE = LIGHT.TITLE_SIZE
+TEXT = LIGHT.TEXT
+MUTED = LIGHT.MUTED
+ACCENT = LIGHT.ACCENT
+SELECTED = LIGHT.SELECTED
+BACKGROUND = LIGHT.BACKGROUND
+GRID = LIGHT.GRID
+BAR = LIGHT.BAR
+CLASS_COLOURS = list(LIGHT.CLASS_COLOURS)
+CORRECT_COLOURS = dict(LIGHT.CORRECT_COLOURS)
+ACTIVATION_SCALE = LIGHT.ACTIVATION_SCALE
+ATTRIBUTION_SCALE = LIGHT.ATTRIBUTION_SCALE
+PROBABILITY_SCALE = LIGHT.PROBABILITY_SCALE
+SIGNED_SCALE = LIGHT.SIGNED_SCALE
+IMAGE_SCALE = LIGHT.IMAGE_SCALE
+LABEL_SHADOW = LIGHT.LABEL_SHADOW
+
+
+def use(theme: Theme) -> None:
+    """Make ``theme`` the one every builder reads from now on (process-wide: call it once, at start-up)."""
+    global THEME
+    THEME = theme
+    for name, value in asdict(theme).items():
+        globals()[name] = list(value) if isinstance(value, tuple) else value
 
 
 def class_colour(index: int) -> str:
     return CLASS_COLOURS[index % len(CLASS_COLOURS)]
 
 
-def base_layout(figure: go.Figure, title: str = "", height: int | None = None) -> go.Figure:
-    """Apply the house style: white background, small margins, one font."""
+def title_spec(title: str, note: str = "") -> dict | None:
+    """A figure title at TITLE_SIZE, with an optional ``note`` as a subtitle (FONT_SIZE, muted)."""
+    if not title and not note:
+        return None
+    # Pinned to the top of the figure: left to itself, a title with a subtitle floats down the margin.
+    spec = {"text": title, "font": {"size": TITLE_SIZE}, "x": 0.01, "xanchor": "left",
+            "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}}
+    if note:
+        spec["subtitle"] = {"text": note, "font": {"size": FONT_SIZE, "color": MUTED}}
+    return spec
+
+
+def base_layout(figure: go.Figure, title: str = "", height: int | None = None, note: str = "") -> go.Figure:
+    """Apply the house style: white background, small margins, one font at FONT_SIZE, the title at TITLE_SIZE."""
+    top = 8 + (TITLE_SIZE + 16 if title else 0) + (FONT_SIZE + 8 if note else 0)
+    # Subplot titles (make_subplots' annotations, anchored at the top of the plot area) sit in the top margin too.
+    if any(a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 1 for a in figure.layout.annotations):
+        top += FONT_SIZE + 10
     figure.update_layout(
-        title={"text": title, "font": {"size": 13}, "x": 0.01, "xanchor": "left"} if title else None,
-        font={"family": FONT, "color": TEXT, "size": 11},
+        title=title_spec(title, note),
+        font={"family": FONT, "color": TEXT, "size": FONT_SIZE},
+        hoverlabel={"font": {"size": FONT_SIZE}},
         paper_bgcolor=BACKGROUND,
         plot_bgcolor=BACKGROUND,
-        margin={"l": 8, "r": 8, "t": 30 if title else 8, "b": 8},
+        margin={"l": 8, "r": 8, "t": top, "b": 8},
         height=height,
     )
+    # Subplot titles are annotations created before the theme applies: bring them up to the base size.
+    figure.update_annotations(font_size=FONT_SIZE)
     return figure
 
 
@@ -48,10 +119,57 @@ def image_axes(figure: go.Figure) -> go.Figure:
     return figure
 
 
+def number_format(limit: float, percent: bool = False) -> str:
+    """A d3 tick format for values up to ``limit`` in magnitude: plain decimals (or percent), never SI suffixes.
+
+    Enough decimals for two significant digits of ``limit`` (0.46 -> ".2f", 4.6 -> ".1f"); with ``percent`` the
+    same in percent (0.46 -> ".0%", 0.0046 -> ".2%") down to 0.0001. Magnitudes that would need more than six decimals use
+    exponent notation (".1e": "4.6e-10"), which reads better than "0.00000000046" on an axis.
+    """
+    limit = abs(float(limit))
+    if not math.isfinite(limit) or limit == 0.0:
+        return ".0%" if percent else ".1f"
+    decimals = max(0, 1 - math.floor(math.log10(limit)))
+    if percent and decimals - 2 <= 3:
+        return f".{max(0, decimals - 2)}%"
+    return f".{decimals}f" if decimals <= 6 else ".1e"
+
+
+def plain_number(value: float, digits: int = 2) -> str:
+    """``value`` written out in plain decimals with ``digits`` significant digits: 6.3e-10 -> "0.00000000063"."""
+    value = float(value)
+    if value == 0.0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def colorbar(limit: float, title: str = "", percent: bool = False, **extra) -> dict:
+    """A colour bar whose ticks read as plain numbers (or percent) chosen from the data's magnitude ``limit``."""
+    spec = {"thickness": 12, "len": 0.9, "tickformat": number_format(limit, percent), "exponentformat": "e",
+            "tickfont": {"size": FONT_SIZE}}
+    if title:
+        spec["title"] = {"text": title, "side": "right", "font": {"size": FONT_SIZE}}
+    spec.update(extra)
+    return spec
+
+
+# Buttons that would send the figure to Plotly's cloud: the app works offline, and "share" here looks like the
+# app's own share link.
+CLOUD_BUTTONS = ["sendDataToCloud", "editInChartStudio"]
+
+
 def graph_config(filename: str) -> dict:
-    """dcc.Graph config: a PNG export button at twice the resolution, no Plotly logo."""
+    """dcc.Graph config: PNG export at twice the resolution, no Plotly logo, no cloud buttons.
+
+    Plotly's camera button takes one format per graph (``toImageButtonOptions.format``); PNG at scale 2 stays
+    the one, since it pastes into slides. An SVG export would need a second, custom mode-bar button.
+    """
     return {
         "displaylogo": False,
+        "showSendToCloud": False,
+        "showEditInChartStudio": False,
+        "showLink": False,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
-        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+        "modeBarButtonsToRemove": ["lasso2d", "select2d", *CLOUD_BUTTONS],
     }

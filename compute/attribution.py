@@ -25,13 +25,16 @@ from compute.gradients import (
     integrated_gradients_attributions,
     saliency,
     smoothgrad,
+    smoothgrad_noise,
 )
-from compute.params import Method, Param
+from compute.layers import run_until
+from compute.params import MapSpec, Method, Param
 
 __all__ = [
-    "INVERSIONS", "METHODS", "attribution_map", "suggested_params", "cached_inversion", "gradcam", "input_gradients", "integrated_gradients",
-    "integrated_gradients_attributions", "invert", "most_active_channel", "occlusion",
-    "occlusion_probability_map", "rank_correlation", "saliency", "smoothgrad",
+    "INVERSIONS", "METHODS", "MapSpec", "attribution_map", "cached_inversion", "clean_probability", "gradcam",
+    "input_gradients", "integrated_gradients", "integrated_gradients_attributions", "invert", "most_active_channel", "occlusion",
+    "occlusion_probability_map", "rank_correlation", "saliency", "smoothgrad", "smoothgrad_noise",
+    "suggested_params",
 ]
 
 
@@ -109,12 +112,18 @@ def occlusion(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Probability drop ``(H, W)``: p(target | image) - :func:`occlusion_probability_map`; larger = more important."""
+    """Probability drop ``(H, W)``: p(target | image) - :func:`occlusion_probability_map`; larger = more important,
+    negative where occluding raises p(target)."""
     check_image(image)
+    return clean_probability(model, image, target) - occlusion_probability_map(model, image, target, box, stride,
+                                                                               fill, batch_size, progress)
+
+
+def clean_probability(model: nn.Module, image: torch.Tensor, target: int) -> float:
+    """p(target | image) of the unoccluded ``image (C, H, W)``."""
     with torch.no_grad():
         logits = model(image.detach().to(model_device(model), torch.float32)[None])
-    clean = float(logits.softmax(1)[0, target])
-    return clean - occlusion_probability_map(model, image, target, box, stride, fill, batch_size, progress)
+    return float(logits.float().softmax(1)[0, target])
 
 
 # ---------------------------------------------------------------------------------------------- inversion
@@ -205,9 +214,8 @@ def invert(
 def most_active_channel(model: nn.Module, image: torch.Tensor, layer: str) -> int:
     """The channel of ``layer`` with the largest mean activation on ``image (C, H, W)``."""
     check_image(image)
-    with torch.no_grad(), capture_output(model, layer) as captured:
-        model(image.detach().to(model_device(model), torch.float32)[None])
-    activation = captured[0]
+    with torch.no_grad():
+        activation = run_until(model, image.detach().to(model_device(model), torch.float32)[None], layer)
     return int(activation[0].flatten(1).mean(1).argmax()) if activation.ndim > 2 else int(activation[0].argmax())
 
 
@@ -235,6 +243,16 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 _FILLS = {"data mean": "data", "image mean": None, "zero": 0.0, "one": 1.0}
 
 
+def _fill_value(fill: str, data_mean: tuple[float, ...] | None) -> float | tuple[float, ...] | None:
+    """The occlusion fill of a menu choice; "data mean" uses ``data_mean`` (per channel), else the image mean."""
+    if fill not in _FILLS:
+        raise ValueError(f"unknown fill {fill!r}: use one of {', '.join(_FILLS)}")
+    value = _FILLS[fill]
+    if value == "data":
+        return tuple(data_mean) if data_mean else None
+    return value
+
+
 def _occlusion_method(
     model: nn.Module,
     image: torch.Tensor,
@@ -246,14 +264,34 @@ def _occlusion_method(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """:func:`occlusion` with the fill given as a menu choice; "data mean" uses ``data_mean`` (per channel),
-    falling back to the image mean when it is not given."""
-    if fill not in _FILLS:
-        raise ValueError(f"unknown fill {fill!r}: use one of {', '.join(_FILLS)}")
-    value = _FILLS[fill]
-    if value == "data":
-        value = tuple(data_mean) if data_mean else None
-    return occlusion(model, image, target, box, stride, value, batch_size, progress)
+    """:func:`occlusion` with the fill given as a menu choice (see :func:`_fill_value`)."""
+    return occlusion(model, image, target, box, stride, _fill_value(fill, data_mean), batch_size, progress)
+
+
+def _occlusion_explain(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    box: int = 8,
+    stride: int = 2,
+    fill: str = "data mean",
+    data_mean: tuple[float, ...] | None = None,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor | float]:
+    """Occlusion's maps from one pass over the boxes: ``probability`` p_occluded ``(H, W)``, ``clean`` p_clean
+    (float) and ``map`` = p_clean - p_occluded ``(H, W)``, signed (negative where occluding raises p)."""
+    value = _fill_value(fill, data_mean)
+    probability = occlusion_probability_map(model, image, target, box, stride, value, batch_size, progress)
+    clean = clean_probability(model, image, target)
+    return {"map": clean - probability, "probability": probability, "clean": clean}
+
+
+def _occlusion_suggest(image_shape: tuple[int, ...]) -> dict:
+    """Box a quarter of the shorter side, stride a sixteenth: 8 and 2 for a 32-pixel digit, 56 and 14 for a
+    224-pixel photo (256 forward passes instead of 12,544 with the digit's settings)."""
+    side = int(min(image_shape[-2:]))
+    return {"box": side // 4, "stride": side // 16}
 
 
 METHODS: dict[str, Method] = {
@@ -266,6 +304,10 @@ METHODS: dict[str, Method] = {
             Param("fill", "choice", "data mean", "Fill", choices=tuple(_FILLS), help="value inside the box"),
         ),
         "Drop in the class probability when a square around each pixel is greyed out (Zeiler & Fergus 2014).",
+        suggest=_occlusion_suggest,
+        explainer=_occlusion_explain,
+        maps=(MapSpec("probability", "p(class) with the box here", "probability"),
+              MapSpec("map", "drop in probability (clean - occluded)", "signed")),
     ),
     "saliency": Method(
         saliency,
@@ -302,18 +344,12 @@ METHODS: dict[str, Method] = {
 
 
 def suggested_params(method: str, image_shape: tuple[int, ...]) -> dict:
-    """Defaults of ``METHODS[method]`` scaled to the image size (C, H, W).
-
-    Occlusion's box becomes a quarter of the shorter side and its stride a sixteenth: 8 and 2 for a 32-pixel
-    digit, 56 and 14 for a 224-pixel photo (256 forward passes instead of 12,544 with the digit's settings).
-    """
-    params = METHODS[method].defaults()
-    if method == "occlusion":
-        side = int(min(image_shape[-2:]))
-        specs = {p.name: p for p in METHODS[method].params}
-        # coerce keeps the sizes inside each Param's own bounds, so those bounds live in one place.
-        params["box"] = specs["box"].coerce(side // 4)
-        params["stride"] = specs["stride"].coerce(side // 16)
+    """Defaults of ``METHODS[method]`` with its ``suggest(image_shape)`` values for an image of ``image_shape``
+    (C, H, W), each kept inside its Param's bounds (so those bounds live in one place)."""
+    spec = METHODS[method]
+    params = spec.defaults()
+    if spec.suggest is not None:
+        params.update(spec.coerce({**params, **spec.suggest(tuple(image_shape))}))
     return params
 
 
@@ -327,11 +363,12 @@ def attribution_map(
     method: str,
     params: dict | None = None,
     progress: Progress | None = None,
-) -> torch.Tensor:
-    """``METHODS[method]`` on one image with ``params``, cached by model fingerprint, image, target and parameters."""
+) -> dict[str, torch.Tensor | float]:
+    """``METHODS[method].explain`` on one image with ``params``: a dict keyed as the method's ``maps`` say (always
+    ``"map"``, an ``(H, W)`` CPU tensor). Cached by model fingerprint, image, target, parameters and code."""
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[method].function(model, image, target, **(params or {}), progress=progress)
+    return METHODS[method].explain(model, image, target, **(params or {}), progress=progress)
 
 
 @memoize

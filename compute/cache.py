@@ -1,11 +1,14 @@
 """The one memoize decorator over diskcache, and fingerprints of models, tensors and data.
 
-A cache key is: CACHE_VERSION + the function's qualified name + a fingerprint of every argument
-(model weights, tensors by content, data sets by their own fingerprint, plain values by repr).
-The same request twice computes once; a changed weight changes the model fingerprint and misses.
+A cache key is: CACHE_VERSION + the function's qualified name + the version of its code + a fingerprint of every
+argument (model weights, tensors by content, data sets by their own fingerprint, plain values by repr).
+The code version hashes the source of the function and of every function, class and constant it reaches inside
+the ``compute`` package (as joblib.Memory hashes a function's source), so a changed algorithm misses without
+anyone bumping a number. The same request twice computes once; a changed weight or a changed algorithm misses.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -130,28 +133,120 @@ def fingerprint(value: Any) -> str:
     raise TypeError(f"cannot fingerprint a {type(value).__name__} for the cache key")
 
 
-def cache_key(function: Callable, arguments: dict[str, Any]) -> str:
-    parts = [CACHE_VERSION, function.__module__, function.__qualname__]
+# ---------------------------------------------------------------------------------------------- code versions
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _in_scope(value: Any, home: str) -> bool:
+    """Code of the compute package, or of the memoized function's own module (a notebook's or a test's)."""
+    module = getattr(value, "__module__", None) or ""
+    return module == home or module == "compute" or module.startswith("compute.")
+
+
+def _code_names(code) -> set[str]:
+    """Every global and attribute name a code object and its nested functions (lambdas, closures) use."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if inspect.iscode(constant):
+            names |= _code_names(constant)
+    return names
+
+
+def _referenced(function) -> list[tuple[str, Any]]:
+    """(name, value) of the globals, module attributes, closure cells and defaults ``function`` uses."""
+    names = _code_names(function.__code__)
+    namespace = function.__globals__
+    found = [(name, namespace[name]) for name in sorted(names) if name in namespace]
+    for _name, value in list(found):
+        if inspect.ismodule(value) and _in_scope(value, ""):
+            found += [(f"{value.__name__}.{n}", getattr(value, n)) for n in sorted(names) if hasattr(value, n)]
+    for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
+        try:
+            found.append((name, cell.cell_contents))
+        except ValueError:  # a cell not filled yet
+            pass
+    found += [("default", value) for value in (function.__defaults__ or ())]
+    found += [("default", value) for value in (function.__kwdefaults__ or {}).values()]
+    return found
+
+
+def _source(value: Any) -> str:
+    try:
+        return inspect.getsource(value)
+    except (OSError, TypeError):  # built in a REPL, say: the compiled code stands in for the text
+        code = getattr(value, "__code__", None)
+        return repr(code.co_code) + repr(code.co_names) if code is not None else repr(value)
+
+
+def code_version(function: Callable) -> str:
+    """Hash of the source of ``function`` and of the functions, classes and plain constants it reaches, directly
+    or through others, in the compute package or its own module: globals, ``module.attribute`` uses, closures,
+    defaults, and the entries of tables (dicts, tuples, dataclasses such as ``METHODS``'s Method specs)."""
+    home = getattr(function, "__module__", "") or ""
+    pieces: set[str] = set()
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", function)]
+    while stack:
+        name, value = stack.pop()
+        value = getattr(value, "uncached", value)  # another memoized function: its plain body
+        if isinstance(value, functools.partial):
+            value = value.func
+        if isinstance(value, (staticmethod, classmethod)) or inspect.ismethod(value):
+            value = value.__func__
+        if isinstance(value, _PLAIN):
+            if name:
+                pieces.add(f"constant {name} = {value!r}")
+            continue
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if inspect.isfunction(value):
+            # Dataclass-made methods (compiled from "<string>") are covered by their class's source.
+            generated = value.__code__.co_filename.startswith("<") and value is not function
+            if _in_scope(value, home) and not generated:
+                pieces.add(f"function {value.__module__}.{value.__qualname__}\n{_source(value)}")
+                stack += _referenced(value)
+        elif inspect.isclass(value):
+            if _in_scope(value, home):
+                pieces.add(f"class {value.__module__}.{value.__qualname__}\n{_source(value)}")
+                stack += list(vars(value).items())
+        elif isinstance(value, dict):
+            stack += [(f"{name}[{key!r}]", item) for key, item in value.items() if isinstance(key, _PLAIN)]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack += [(f"{name}[]", item) for item in value]
+        elif dataclasses.is_dataclass(value) and _in_scope(type(value), home):
+            stack.append(("", type(value)))
+            stack += [(f"{name}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return _digest("\n".join(sorted(pieces)).encode())
+
+
+def cache_key(function: Callable, arguments: dict[str, Any], version: str = "") -> str:
+    parts = [CACHE_VERSION, function.__module__, function.__qualname__, version or code_version(function)]
     parts += [f"{name}={fingerprint(value)}" for name, value in arguments.items() if name not in IGNORED_ARGUMENTS]
     return _digest("\n".join(parts).encode())
 
 
 def memoize(function: F) -> F:
-    """Cache ``function``'s results on disk, keyed by fingerprints of all its arguments (defaults applied).
+    """Cache ``function``'s results on disk, keyed by fingerprints of all its arguments (defaults applied) and by
+    :func:`code_version` (computed once per process, on the first call).
 
     ``wrapper.uncached`` is the plain function; ``wrapper.key(...)`` the key a call would use.
     Results should be CPU tensors, numpy arrays or plain values.
     """
     signature = inspect.signature(function)
+    versions: list[str] = []  # the code version, computed on the first call (importing stays cheap)
 
-    def bound_arguments(args, kwargs) -> dict[str, Any]:
+    def key_of(args, kwargs) -> str:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return dict(bound.arguments)
+        if not versions:
+            versions.append(code_version(function))
+        return cache_key(function, dict(bound.arguments), versions[0])
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        key = cache_key(function, bound_arguments(args, kwargs))
+        key = key_of(args, kwargs)
         cache = get_cache()
         value = cache.get(key, default=_MISSING)
         if value is not _MISSING:
@@ -161,5 +256,5 @@ def memoize(function: F) -> F:
         return value
 
     wrapper.uncached = function  # type: ignore[attr-defined]
-    wrapper.key = lambda *args, **kwargs: cache_key(function, bound_arguments(args, kwargs))  # type: ignore[attr-defined]
+    wrapper.key = lambda *args, **kwargs: key_of(args, kwargs)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,7 @@ class Dataset:
     description: str = ""
     fingerprint: str = ""
     channel_mean: tuple[float, ...] = field(default_factory=tuple)
+    skipped: list[str] = field(default_factory=list)  # files left out at load time, relative to the folder
 
     def __post_init__(self) -> None:
         # A data set made by hand still gets a content fingerprint, so cache keys never collide.
@@ -120,26 +122,43 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 class FolderImages:
-    """Lazily loaded images of a folder, resized to a fixed square size; indexable like a tensor."""
+    """Lazily loaded images of a folder, resized to a fixed square size; indexable like a tensor.
 
-    def __init__(self, paths: list[Path], size: int):
+    A file that became unreadable after the folder was loaded: one image asked for by index raises DataError
+    naming it; in a batch (a slice or list, as extraction reads) it is left blank (zeros) and its path, relative
+    to the folder, is added to ``unreadable`` with a warning, so a long extraction is not lost to one file.
+    """
+
+    def __init__(self, paths: list[Path], size: int, root: Path | None = None):
         self.paths = paths
         self.size = size
+        self.root = root
         self.shape = (len(paths), 3, size, size)
+        self.unreadable: list[str] = []
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _load(self, path: Path) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if self.root is not None else path.name
+
+    def _load(self, path: Path, in_batch: bool = False) -> torch.Tensor:
+        from PIL import Image
 
         try:
             if path.stat().st_size > MAX_IMAGE_BYTES:
-                raise DataError(f"{path.name} is larger than {MAX_IMAGE_BYTES // 1024**2} MB")
+                raise DataError(f"{self.relative(path)} is larger than {MAX_IMAGE_BYTES // 1024**2} MB")
             with Image.open(path) as opened:
                 image = opened.convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"{path.name} is not a readable image ({error.__class__.__name__})") from error
+        except Exception as error:  # PIL raises many kinds (OSError, SyntaxError, struct.error, ...) for bad data
+            reason = str(error) if isinstance(error, DataError) else \
+                f"{self.relative(path)} is not a readable image ({error.__class__.__name__})"
+            if not in_batch:
+                raise DataError(f"{reason}; it changed after the folder was loaded") from error
+            if self.relative(path) not in self.unreadable:
+                self.unreadable.append(self.relative(path))
+                warnings.warn(f"{reason}: left blank (changed after the folder was loaded)", stacklevel=3)
+            return torch.zeros(self.shape[1:])
         return image_to_tensor(image, self.size)
 
     def __getitem__(self, index):
@@ -149,7 +168,23 @@ class FolderImages:
             chosen = self.paths[index]
         else:
             chosen = [self.paths[int(i)] for i in index]
-        return torch.stack([self._load(p) for p in chosen]) if chosen else torch.zeros((0, *self.shape[1:]))
+        if not chosen:
+            return torch.zeros((0, *self.shape[1:]))
+        return torch.stack([self._load(p, in_batch=True) for p in chosen])
+
+
+def readable_image(path: Path) -> bool:
+    """Cheap check at load time: within the size limit, and PIL can parse the file's structure (``verify``)."""
+    from PIL import Image
+
+    try:
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            return False
+        with Image.open(path) as opened:
+            opened.verify()
+    except Exception:  # PIL raises many kinds (OSError, SyntaxError, struct.error, ...) for bad data
+        return False
+    return True
 
 
 def image_to_tensor(image, size: int) -> torch.Tensor:
@@ -166,7 +201,11 @@ def image_to_tensor(image, size: int) -> torch.Tensor:
 
 
 def load_folder(path: str | Path, size: int = 224) -> Dataset:
-    """An image folder: one subfolder per class (ImageFolder layout), or a flat folder of unlabelled images."""
+    """An image folder: one subfolder per class (ImageFolder layout), or a flat folder of unlabelled images.
+
+    Each file is checked cheaply (:func:`readable_image`); unreadable or oversized ones are left out and listed in
+    ``Dataset.skipped`` (paths relative to the folder, e.g. ``dogs/broken.png``).
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"{path} is not a folder")
@@ -178,23 +217,31 @@ def load_folder(path: str | Path, size: int = 224) -> Dataset:
         groups = [("unlabelled", flat)] if flat else []
     if not groups:
         raise DataError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    paths = [file for _, files in groups for file in files]
-    labels = torch.tensor([k for k, (_, files) in enumerate(groups) for _ in files], dtype=torch.int64)
     hasher = hashlib.blake2b(digest_size=16)
-    for file in paths:
+    for file in (file for _, files in groups for file in files):
         stat = file.stat()
         hasher.update(f"{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    skipped = [file.relative_to(root).as_posix() for _, files in groups for file in files if not readable_image(file)]
+    left_out = set(skipped)
+    groups = [(name, [f for f in files if f.relative_to(root).as_posix() not in left_out]) for name, files in groups]
+    groups = [(name, files) for name, files in groups if files]
+    if not groups:
+        raise DataError(f"{path} holds no readable images ({len(skipped)} unreadable: {', '.join(skipped[:5])})")
+    paths = [file for _, files in groups for file in files]
+    labels = torch.tensor([k for k, (_, files) in enumerate(groups) for _ in files], dtype=torch.int64)
     generator = torch.Generator().manual_seed(0)
     is_test = torch.rand(len(paths), generator=generator) < 0.2
     return Dataset(
         name=str(root),
-        images=FolderImages(paths, size),
+        images=FolderImages(paths, size, root),
         labels=labels,
         classes=[name for name, _ in groups],
         is_test=is_test,
-        description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}",
+        description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}"
+                    + (f"; {len(skipped)} unreadable file{'s' * (len(skipped) != 1)} skipped" if skipped else ""),
         fingerprint=f"folder:{size}:" + hasher.hexdigest(),
         channel_mean=(0.485, 0.456, 0.406),
+        skipped=skipped,
     )
 
 

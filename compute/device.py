@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 
@@ -73,11 +74,25 @@ def batch_size_for(
     return int(max(minimum, min(maximum, budget // per_item)))
 
 
+# Counts per model object and input shape: the count depends on the architecture only, and each method call
+# would otherwise pay a forward for it (a noticeable share of a 50-sample SmoothGrad on a GPU).
+_counted: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, int]]" = weakref.WeakKeyDictionary()
+
+
 def activation_floats(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     """Count the floats of every leaf module's output for one input of ``input_shape`` (C, H, W).
 
     One forward pass of a single zero image on the model's device, under no_grad; used for batch sizing.
+    Remembered per model object and shape.
     """
+    shape = tuple(int(v) for v in input_shape)
+    remembered = _counted.setdefault(model, {})
+    if shape not in remembered:
+        remembered[shape] = _count_activation_floats(model, shape)
+    return remembered[shape]
+
+
+def _count_activation_floats(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     total = 0
 
     def count(_module, _inputs, output):

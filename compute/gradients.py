@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from compute import layers
 from compute.device import activation_floats, batch_size_for, model_device
 
 Progress = Callable[[float, str], None]
@@ -29,17 +30,17 @@ def gradient_batch_size(model: torch.nn.Module, input_shape: tuple[int, ...]) ->
     return batch_size_for(model_device(model), activation_floats(model, input_shape), with_backward=True)
 
 
-def input_gradients(
+def _gradient_batches(
     model: torch.nn.Module,
     images: torch.Tensor,
     target: int | torch.Tensor,
-    batch_size: int | None = None,
-    progress: Progress | None = None,
-) -> torch.Tensor:
-    """Gradient of the target logit with respect to each image: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+    batch_size: int | None,
+    progress: Progress | None,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """(start, stop, d score / d images[start:stop]) batch by batch, the gradient on the model's device.
 
-    ``target`` is one class for all images or a ``(B,)`` tensor of classes. Each batch takes one backward
-    pass of the summed target scores; that is exact because eval-mode items are independent.
+    Each batch takes one backward pass of the summed target scores; that is exact because eval-mode items are
+    independent. ``images`` may live on any device; each batch moves to the model's.
     """
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(images.shape)}")
@@ -47,7 +48,6 @@ def input_gradients(
     count = images.shape[0]
     targets = torch.as_tensor(target, device=device).long().expand(count)
     batch = batch_size or gradient_batch_size(model, tuple(images.shape[1:]))
-    grads = torch.empty(images.shape, dtype=torch.float32)
     # A caller inside torch.no_grad (a UI callback, say) must still get gradients.
     with torch.enable_grad():
         for start in range(0, count, batch):
@@ -56,9 +56,25 @@ def input_gradients(
             scores = model(x).gather(1, targets[start:stop, None]).sum()
             # autograd.grad, not backward: parameters' .grad stay untouched.
             (grad,) = torch.autograd.grad(scores, x)
-            grads[start:stop] = grad.detach().cpu()
+            yield start, stop, grad.detach()
             if progress is not None:
                 progress(stop / count, f"gradients {stop}/{count}")
+
+
+def input_gradients(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    target: int | torch.Tensor,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Gradient of the target logit with respect to each image: ``(B, C, H, W)`` -> ``(B, C, H, W)`` on the CPU.
+
+    ``target`` is one class for all images or a ``(B,)`` tensor of classes.
+    """
+    grads = torch.empty(images.shape, dtype=torch.float32)
+    for start, stop, grad in _gradient_batches(model, images, target, batch_size, progress):
+        grads[start:stop] = grad.cpu()
     return grads
 
 
@@ -85,6 +101,18 @@ def saliency(
     return _reduce_channels(grads[0], absolute)
 
 
+def smoothgrad_noise(image: torch.Tensor, samples: int, sigma: float, seed: int = 0,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``(samples, C, H, W)`` noise :func:`smoothgrad` adds to ``image``, drawn on ``device`` (default: the
+    image's) from a generator seeded with ``seed``: N(0, (sigma * (max - min of image))^2), or N(0, sigma^2) for a
+    constant image. The same seed gives the same noise on one kind of device (CPU and CUDA generators differ)."""
+    device = torch.device(device) if device is not None else image.device
+    value_range = float(image.max() - image.min())
+    std = sigma * value_range if value_range > 0 else sigma
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randn((samples, *image.shape), generator=generator, device=device) * std
+
+
 def smoothgrad(
     model: torch.nn.Module,
     image: torch.Tensor,
@@ -98,20 +126,20 @@ def smoothgrad(
 ) -> torch.Tensor:
     """Smilkov et al. 2017 SmoothGrad ``(H, W)``: saliency averaged over ``samples`` noisy copies of ``image``.
 
-    Noise is N(0, (sigma * (max - min of image))^2), or N(0, sigma^2) for a constant image, drawn up front from
-    a generator seeded with ``seed`` so the result does not depend on ``batch_size``. absolute: the mean of the
-    absolute saliency maps; otherwise the mean signed gradient summed over channels.
+    The noise (:func:`smoothgrad_noise`) is drawn up front on the model's device, so the result does not depend on
+    ``batch_size`` and nothing crosses the bus but the image and the final map. absolute: the mean of the absolute
+    saliency maps; otherwise the mean signed gradient summed over channels.
     """
     check_image(image)
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    x = image.detach().cpu().float()
-    value_range = float(x.max() - x.min())
-    std = sigma * value_range if value_range > 0 else sigma
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((samples, *x.shape), generator=generator) * std
-    grads = input_gradients(model, x + noise, target, batch_size=batch_size, progress=progress)
-    return _reduce_channels(grads, absolute).mean(0)
+    device = model_device(model)
+    x = image.detach().to(device, torch.float32)
+    noisy = x + smoothgrad_noise(x, samples, sigma, seed)
+    total = torch.zeros(x.shape[1:], device=device)
+    for _start, _stop, grad in _gradient_batches(model, noisy, target, batch_size, progress):
+        total += _reduce_channels(grad, absolute).sum(0)
+    return (total / samples).float().cpu()
 
 
 def _baseline_image(image: torch.Tensor, baseline: str | float) -> torch.Tensor:
@@ -175,48 +203,58 @@ def conv_layer_names(model: torch.nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
 
 
-def last_conv_block(model: torch.nn.Module) -> str:
-    """The last nn.Conv2d, or the nn.ReLU defined right after it: Grad-CAM is meant for rectified feature maps,
-    and a conv's raw output can be negative everywhere (an all-zero map)."""
-    convs = conv_layer_names(model)
+def last_conv_block(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None) -> str:
+    """The rectified output of the last conv block: the first nn.ReLU call after the last nn.Conv2d call in the
+    forward (``layer4.1.relu_1`` on resnet18, after ``conv2`` and ``bn2``), else that conv itself.
+
+    Grad-CAM is meant for rectified feature maps; a conv's raw output (before its BatchNorm, on a ResNet) can be
+    negative everywhere. The call order comes from one forward of an ``input_shape`` (C, H, W) input, see
+    :func:`compute.layers.call_sites`.
+    """
+    sites = layers.call_sites(model, input_shape)
+    convs = [k for k, site in enumerate(sites) if isinstance(site.module, torch.nn.Conv2d)]
     if not convs:
         raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
-    modules = list(model.named_modules())
-    position = [name for name, _ in modules].index(convs[-1]) + 1
-    if position < len(modules) and isinstance(modules[position][1], torch.nn.ReLU):
-        return modules[position][0]
-    return convs[-1]
+    after = [site for site in sites[convs[-1] + 1:] if isinstance(site.module, torch.nn.ReLU) and site.output_ndim == 4]
+    return after[0].name if after else sites[convs[-1]].name
 
 
-def find_layer(model: torch.nn.Module, layer: str) -> torch.nn.Module:
-    """The module named ``layer`` ("" = :func:`last_conv_block`); ValueError naming the conv layers otherwise."""
-    convs = conv_layer_names(model)
+def find_layer(model: torch.nn.Module, layer: str, input_shape: tuple[int, ...] | None = None) -> str:
+    """The call-site name Grad-CAM uses for ``layer`` ("" = :func:`last_conv_block`); ValueError naming the conv
+    layers for an unknown name."""
     if layer == "":
-        layer = last_conv_block(model)
-    modules = dict(model.named_modules())
-    if layer not in modules:
-        raise ValueError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs) or 'none'}")
-    return modules[layer]
+        return last_conv_block(model, input_shape)
+    try:
+        layers.parse(model, layer)
+    except layers.LayerError:
+        convs = conv_layer_names(model)
+        raise layers.LayerError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs) or 'none'}") \
+            from None
+    return layer
 
 
 @contextmanager
-def capture_output(model: torch.nn.Module, layer: str) -> Iterator[list[torch.Tensor]]:
-    """Within the block, every output of ``layer`` is appended to the yielded list; the hook goes on exit.
+def capture_output(model: torch.nn.Module, layer: str,
+                   input_shape: tuple[int, ...] | None = None) -> Iterator[list[torch.Tensor]]:
+    """Within the block, the output of call site ``layer`` of each forward is appended to the yielded list (the
+    same tensor :func:`compute.activations.extract` reads); the hooks go on exit.
 
     The rest of the network gets a copy, so an in-place op downstream (ReLU(inplace=True) after a conv) can
     neither overwrite the captured activation nor move its place in the autograd graph.
     """
     captured: list[torch.Tensor] = []
+    name = find_layer(model, layer, input_shape)
 
-    def hook(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        captured.append(output)
-        return output.clone()
+    def keep(_model: torch.nn.Module, _inputs: tuple, _output) -> None:
+        if name in outputs:
+            captured.append(outputs[name])
 
-    handle = find_layer(model, layer).register_forward_hook(hook)
-    try:
-        yield captured
-    finally:
-        handle.remove()
+    with layers.capture(model, [name]) as outputs:
+        handle = model.register_forward_hook(keep)
+        try:
+            yield captured
+        finally:
+            handle.remove()
 
 
 # ---------------------------------------------------------------------------------------------- Grad-CAM
@@ -238,8 +276,10 @@ def gradcam(
     check_image(image)
     x = image.detach().to(model_device(model), torch.float32)[None]
     # Frozen parameters would leave the activation outside the graph unless the input needs a gradient.
-    with torch.enable_grad(), capture_output(model, layer) as captured:
+    with torch.enable_grad(), capture_output(model, layer, tuple(image.shape)) as captured:
         logits = model(x.requires_grad_(True))
+        if not captured:
+            layers.missing(model, [find_layer(model, layer, tuple(image.shape))], {})
         activation = captured[0]
         if activation.ndim != 4:
             shape = tuple(activation.shape)

@@ -6,8 +6,10 @@ checkpoint per epoch, epoch 0 (untrained) included, in the cache directory; late
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,11 +19,13 @@ from torch import nn
 
 from compute import data as data_module
 from compute.cache import cache_dir
+from compute.device import model_device as device_of
 
 Progress = Callable[[float, str], None]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_CHECKPOINT_BYTES = 2 * 1024**3
+TORCHVISION_INPUT_SHAPE = (3, 224, 224)
 
 
 def flush_denormals() -> None:
@@ -41,15 +45,17 @@ class DigitsCNN(nn.Module):
     """Three conv+ReLU+max-pool stages and two linear layers for 1x32x32 digits.
 
     Every stage is its own named module (ReLUs too) so each can be picked as a layer and hooked.
+    ``width`` multiplies the conv channels (16, 32, 64 at the default 1.0, which saved checkpoints expect).
     """
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, width: float = 1.0):
         super().__init__()
-        self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
-        self.conv2, self.relu2, self.pool2 = nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
-        self.conv3, self.relu3, self.pool3 = nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        c1, c2, c3 = (max(1, round(channels * width)) for channels in (16, 32, 64))
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv2, self.relu2, self.pool2 = nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv3, self.relu3, self.pool3 = nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
         self.flatten = nn.Flatten()
-        self.fc1, self.relu4 = nn.Linear(64 * 4 * 4, 128), nn.ReLU()
+        self.fc1, self.relu4 = nn.Linear(c3 * 4 * 4, 128), nn.ReLU()
         self.logits = nn.Linear(128, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -119,27 +125,30 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / max(1, len(labels))
 
 
-def train_digits_cnn(epochs: int = 10, seed: int = 0, progress: Progress | None = None) -> list[dict]:
+def train_digits_cnn(epochs: int = 10, seed: int = 0, progress: Progress | None = None, lr: float = 3e-3,
+                     width: float = 1.0, directory: Path | None = None, device: str | torch.device = "cpu") -> list[dict]:
     """Train :class:`DigitsCNN` on the digits' training split; save ``epoch_000.pt`` (untrained) to ``epoch_NNN.pt``.
 
-    Deterministic for a given seed and thread count. Returns the history rows (epoch, loss, test accuracy).
+    ``lr`` is the one-cycle schedule's peak, ``width`` the channel multiplier; checkpoints and ``history.json``
+    (with these settings) go to ``directory`` (default: the built-in model's). Deterministic for a given seed and
+    thread count on the CPU. Returns the history rows (epoch, loss, test accuracy).
     """
     flush_denormals()
     dataset = data_module.load("digits")
-    directory = _checkpoint_dir("digits-cnn")
+    directory = Path(directory) if directory is not None else _checkpoint_dir("digits-cnn")
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = DigitsCNN(len(dataset.classes))
-    train_images, train_labels = dataset.images[~dataset.is_test], dataset.labels[~dataset.is_test]
-    test_images, test_labels = dataset.images[dataset.is_test], dataset.labels[dataset.is_test]
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = DigitsCNN(len(dataset.classes), width=width).to(device)
+    train_images, train_labels = dataset.images[~dataset.is_test].to(device), dataset.labels[~dataset.is_test].to(device)
+    test_images, test_labels = dataset.images[dataset.is_test].to(device), dataset.labels[dataset.is_test].to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = -(-len(train_labels) // 64)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict] = []
 
     def save(epoch: int, loss: float | None) -> None:
-        torch.save(model.state_dict(), directory / f"epoch_{epoch:03d}.pt")
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, directory / f"epoch_{epoch:03d}.pt")
         history.append({"epoch": epoch, "train_loss": loss, "test_accuracy": accuracy(model, test_images, test_labels)})
 
     save(0, None)
@@ -150,7 +159,9 @@ def train_digits_cnn(epochs: int = 10, seed: int = 0, progress: Progress | None 
         order = torch.randperm(len(train_labels), generator=generator)
         total_loss = 0.0
         for start in range(0, len(order), 64):
-            batch = order[start : start + 64]
+            if progress and start:  # every step, so a cancelled job stops within one batch
+                progress((epoch - 1 + start / len(order)) / epochs, f"training the digits CNN: epoch {epoch}/{epochs}")
+            batch = order[start : start + 64].to(device)
             # Small random shifts: the 8x8 scans are centred, and shifting makes the maps more telling.
             shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
             images = torch.roll(train_images[batch], shifts=shift, dims=(2, 3))
@@ -162,7 +173,8 @@ def train_digits_cnn(epochs: int = 10, seed: int = 0, progress: Progress | None 
             total_loss += loss.item() * len(batch)
         save(epoch, total_loss / len(order))
     # Written last: a run that was interrupted leaves no "complete" history and is redone.
-    _history_path("digits-cnn").write_text(json.dumps({"complete": True, "epochs": history}, indent=1))
+    settings = {"epochs": epochs, "lr": lr, "width": width, "seed": seed}
+    (directory / "history.json").write_text(json.dumps({"complete": True, "settings": settings, "epochs": history}, indent=1))
     if progress:
         progress(1.0, f"trained: test accuracy {history[-1]['test_accuracy']:.1%}")
     return history
@@ -197,12 +209,58 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and weights-only refusals all mean: not a usable checkpoint
-        raise ModelError(f"{path.name} is not a weights-only PyTorch checkpoint: {str(error).splitlines()[0]}") from error
+        # from None: torch's own text advises weights_only=False, i.e. running code from the file; never repeat it.
+        raise ModelError(f"{path.name} is not a usable checkpoint: {_load_failure(error)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path.name} holds no state_dict (a dict of tensors)")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch.load refused a file, in one line, without torch's advice to load it unsafely."""
+    text = str(error)
+    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsupported:
+        return f"it holds Python objects ({unsupported.group(1)}), not only tensors; save model.state_dict() instead"
+    if "central directory" in text or "zip archive" in text or isinstance(error, EOFError):
+        return "the file is truncated or damaged (not a complete PyTorch zip archive)"
+    if "Unsupported operand" in text or "invalid load key" in text or type(error).__name__ == "UnpicklingError":
+        return "its contents are not a PyTorch checkpoint"
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")) if s.strip()]
+    kept = [s for s in sentences if "weights_only" not in s and "trust" not in s]
+    return (kept[0] if kept else type(error).__name__)[:200]
+
+
+def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The architecture of ``model`` freshly initialised from ``seed`` (for the sanity check's untrained model), on
+    the same device and in the same mode.
+
+    Built-in models: ``type(model)()``. torchvision models: ``get_model(name, weights=None, num_classes=...)``
+    with the same forward pre-hooks (the normalisation). Other models: a deep copy with every
+    ``reset_parameters`` called. The global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        name = getattr(model, "torchvision_name", None)
+        if isinstance(model, tuple(spec.build for spec in MODELS.values() if isinstance(spec.build, type))):
+            fresh = type(model)()
+        elif name is not None:
+            import torchvision
+
+            num_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+            fresh = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+            fresh.torchvision_name = name
+            fresh.input_shape = getattr(model, "input_shape", None)
+            for hook in model._forward_pre_hooks.values():
+                fresh.register_forward_pre_hook(hook)
+        else:
+            fresh = copy.deepcopy(model)
+            for submodule in fresh.modules():
+                if callable(getattr(submodule, "reset_parameters", None)):
+                    submodule.reset_parameters()
+    return fresh.to(device_of(model)).train(model.training)
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
@@ -236,6 +294,8 @@ def _torchvision_model(name: str, checkpoint: str | None) -> nn.Module:
     except (TypeError, ValueError) as error:
         raise ModelError(f"cannot build {name}: {error}") from error
     load_state(model, state, Path(checkpoint).name)
+    model.torchvision_name = name  # what fresh_copy rebuilds
+    model.input_shape = TORCHVISION_INPUT_SHAPE  # what compute.layers lists the call sites with
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     # The data stay in [0, 1]; normalisation is part of the model so attributions are in pixel space.

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,51 @@ class Param:
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """One map an attribution method's ``explain`` returns: its key, a title, and how to scale its colours.
+
+    scale: ``auto`` (the figure decides from the values), ``signed`` (diverging, centred on zero) or
+    ``probability`` (0..1).
+    """
+
+    key: str
+    title: str
+    scale: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("auto", "signed", "probability"):
+            raise ValueError(f"scale must be 'auto', 'signed' or 'probability', got {self.scale!r}")
+
+
+@dataclass(frozen=True)
 class Method:
-    """A registered function with a human label and its parameter specs."""
+    """A registered function with a human label and its parameter specs; calling it calls ``function``.
+
+    ``suggest(image_shape)`` gives image-size-aware starting values for some parameters (None: the defaults
+    suit any size). ``explainer(model, image, target, **params)`` returns the dict of maps and numbers that
+    :meth:`explain` gives (None: ``{"map": function(...)}``); ``maps`` describes the tensors in that dict.
+    """
 
     function: Any
     label: str
     params: tuple[Param, ...] = field(default_factory=tuple)
     description: str = ""
+    suggest: Callable[[tuple], dict] | None = None
+    explainer: Callable[..., dict] | None = None
+    maps: tuple[MapSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.maps:
+            object.__setattr__(self, "maps", (MapSpec("map", self.label),))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def explain(self, model: Any, image: Any, target: int, **params: Any) -> dict[str, Any]:
+        """The method's maps (``torch.Tensor``) and numbers (float) for one image, keyed as :attr:`maps` says."""
+        if self.explainer is not None:
+            return self.explainer(model, image, target, **params)
+        return {"map": self.function(model, image, target, **params)}
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

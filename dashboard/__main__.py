@@ -1,11 +1,15 @@
-"""Command line: ``python -m dashboard [--model ...] [--data ...] [--layer ...]``."""
+"""Command line: ``python -m dashboard [--model ...] [--data ...] [--layer ...] [--cluster ADDRESS]``."""
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 
-from compute import data, embedding, models
+from compute import embedding, models
 from dashboard.config import AppConfig
+
+CLUSTER_ENV = "DASK_SCHEDULER_ADDRESS"  # Dask's own variable for a running cluster
 
 
 def parse_args(argv: list[str] | None = None) -> AppConfig:
@@ -18,13 +22,16 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
                              "such as resnet18 (needs --checkpoint). Default: digits-cnn")
     parser.add_argument("--checkpoint", default=None, help="state_dict file for the model (loaded with weights_only=True)")
     parser.add_argument("--data", default=None,
-                        help=f"data set ({', '.join(data.DATASETS)}) or a folder of images (one subfolder per class). "
+                        help="data set (digits) or a folder of images (one subfolder per class). "
                              "Default: the model's own data set")
     parser.add_argument("--layer", default="", help="layer shown first (a dotted module name); default: the model's choice")
     parser.add_argument("--embedding", default="tsne", choices=list(embedding.EMBEDDERS), help="embedding shown first")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda[:n]")
+    parser.add_argument("--cluster", default=os.environ.get(CLUSTER_ENV) or None,
+                        help="address of a running Dask scheduler whose workers run the models (default "
+                             f"${CLUSTER_ENV}, else a local compute process is started)")
     parser.add_argument("--cache-dir", default=None, help="where checkpoints and results are cached "
                                                           "(default $FEATURESCOPE_CACHE_DIR or ~/.cache/featurescope)")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (off by default; never on a shared host)")
@@ -32,31 +39,60 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     return AppConfig(
         model=args.model, data=args.data or models.default_dataset(args.model), layer=args.layer,
         checkpoint=args.checkpoint, device=args.device, cache_dir=args.cache_dir, host=args.host, port=args.port,
-        debug=args.debug, embedding=args.embedding,
+        debug=args.debug, embedding=args.embedding, cluster=args.cluster,
     )
+
+
+def fail(message: str) -> int:
+    print(f"featurescope: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_port(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be served, else one line saying why not."""
+    if not 0 < port < 65536:
+        return f"port {port} is not a valid port (1..65535)"
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As the server will: connections of an earlier server still in TIME_WAIT do not make the port busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        reason = "is already in use" if error.errno in (98, 48, 10048) else f"cannot be used ({error.strerror})"
+        return f"{host}:{port} {reason}; choose another with --port"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    from compute.cache import set_cache_dir
-    from dashboard import state
-    from dashboard.app import create_app, keep_server_fork_safe
+    from dashboard.app import start_audit
 
-    keep_server_fork_safe()  # before validation runs the model: see its docstring
+    start_audit()
+    problem = check_port(config.host, config.port)
+    if problem:
+        return fail(problem)
+    from compute.cache import set_cache_dir
+    from dashboard.service import ComputeService
+    from dashboard.views.context import ERRORS_FOR_USERS, Meta
+
     if config.cache_dir:
-        set_cache_dir(config.cache_dir)
+        set_cache_dir(config.cache_dir)  # before the compute process starts: it inherits the environment
+    service = ComputeService.start(config.source(), address=config.cluster)
     try:
-        state.validate(config)
-    except state.USER_ERRORS as error:
-        print(f"featurescope: error: {str(error).strip(chr(39) + chr(34))}", file=sys.stderr)
-        return 2
-    app = create_app(config)
-    print(f"Featurescope on http://{config.host}:{config.port}  (model {config.model}, data {config.data}; Ctrl+C stops)",
-          flush=True)
-    # One request thread: background jobs are forked from the server, and a fork taken while another thread
-    # is inside SQLite (diskcache's job store) leaves the child with a lock nobody releases (seen here as
-    # diskcache Timeouts and panels that never arrived). Requests are short; the heavy work runs in the jobs.
-    app.run(host=config.host, port=config.port, debug=config.debug, threaded=False)
+        meta = Meta.from_description(service.run("describe", {}, timeout=600))
+    except ERRORS_FOR_USERS as error:
+        service.close()
+        return fail(str(error).strip("'\""))
+    from dashboard.app import create_app
+
+    app = create_app(config, service, meta)
+    print(f"Featurescope on http://{config.host}:{config.port}  (model {config.model}, data {config.data}, "
+          f"compute on {meta.device}; Ctrl+C stops)", flush=True)
+    try:
+        # Many request threads: the server runs no model, so nothing forks and a slow request stalls no other page.
+        app.run(host=config.host, port=config.port, debug=config.debug, threaded=True, use_reloader=False)
+    finally:
+        service.close()
     return 0
 
 

@@ -1,84 +1,122 @@
-"""create_app(config): the Dash app, its background-callback manager, and every view registered."""
+"""create_app(config, service, meta): the Dash app, the client of the compute process, and every view registered.
+
+The web server runs no model: every panel asks the compute process through ``service`` (see dashboard/service.py)
+and draws the arrays it gets back. Requests are served on many threads, so a slow one never stalls another page.
+"""
 from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 
 import dash
-import torch
-from dash import DiskcacheManager
+from dash import ALL, Input, Output, State, dcc, html
 
-from compute.cache import cache_dir, set_cache_dir
-from dashboard.callbacks import register_all
+from components import controls
 from dashboard.config import AppConfig
-from dashboard.layout import build_layout
+from dashboard.service import ComputeService
+from dashboard.views import VIEWS
+from dashboard.views.context import OPEN_VIEWS, SELECTION, SESSION, STATUS, URL, Meta, ViewContext
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+AUDIT_ENV = "FEATURESCOPE_AUDIT"
+SECTION = "view-section"
+
+SHOW_OPEN_VIEWS = """
+function(open, ids) {
+    return ids.map(id => (open || []).includes(id.name) ? {} : {display: 'none'});
+}
+"""
 
 
-def keep_server_fork_safe() -> int:
-    """Run torch single-threaded in the server process; return the thread count background jobs should use.
-
-    Background callbacks are forked from the server. A child forked after the parent has run an OpenMP
-    parallel region hangs at its own first one (GNU libgomp is not fork-safe; seen here as jobs that never
-    finished). With one thread the server never starts an OpenMP team, and each job restores the full count.
-    """
-    # The first call remembers the machine's count; later calls (the CLI, then create_app) reuse it.
-    threads = int(os.environ.setdefault("FEATURESCOPE_JOB_THREADS", str(max(torch.get_num_threads(), 1))))
-    torch.set_num_threads(1)
-    return threads
-
-
-class ForkedJobManager(DiskcacheManager):
-    """DiskcacheManager whose forked jobs get back the torch thread count the server gave up."""
-
-    def __init__(self, cache, job_threads: int, **kwargs):
-        super().__init__(cache, **kwargs)
-        self.job_threads = job_threads
-
-    def call_job_fn(self, key, job_fn, args, context):
-        # A superseded job can still write its result before it is killed; the same inputs later would then be
-        # answered with that leftover (possibly a no_update) and the fresh job killed. Start from a clean slate.
-        for stale in (key, self._make_progress_key(key), self._make_set_props_key(key)):
-            self.clear_cache_entry(stale)
-        threads = self.job_threads
-
-        def run_with_threads(*job_args):
-            torch.set_num_threads(threads)
-            return job_fn(*job_args)
-
-        return super().call_job_fn(key, run_with_threads, args, context)
+def _header(context: ViewContext) -> html.Header:
+    meta = context.meta
+    skipped = f" ({len(meta.skipped)} unreadable files skipped)" if meta.skipped else ""
+    return html.Header([
+        html.Div([html.H1("Featurescope"), html.Span("what a convolutional network has learned", className="tagline")]),
+        html.Div([
+            html.Span(f"model: {meta.model}", className="pill"),
+            html.Span(f"data: {meta.data}{skipped}", className="pill", title="\n".join(meta.skipped[:50])),
+            html.Span(f"device: {meta.device}", className="pill"),
+            html.Span(id=STATUS, className="pill pill-accent"),
+        ], className="header-pills"),
+    ])
 
 
-def background_manager(job_threads: int) -> DiskcacheManager:
-    """Background jobs run in their own processes; their state lives in a diskcache beside the results."""
-    import diskcache
+def _view_switcher() -> html.Div:
+    openable = [view for view in VIEWS if view.OPENABLE]
+    return controls.labelled("Views", dcc.Checklist(
+        id=OPEN_VIEWS, inline=True,
+        options=[{"label": f" {view.TITLE.split(':')[0]}", "value": view.NAME} for view in openable],
+        value=[view.NAME for view in openable if getattr(view, "OPEN_AT_START", False)],
+    ), "open a view to compute it; closed views do no work")
 
-    jobs = cache_dir() / "jobs"
-    jobs.mkdir(parents=True, exist_ok=True)
-    return ForkedJobManager(diskcache.Cache(str(jobs)), job_threads)
+
+def _page(context: ViewContext):
+    def layout() -> html.Div:
+        sections = []
+        for view in VIEWS:
+            parts = view.layout(context)
+            parts = parts if isinstance(parts, list) else [parts]
+            if view.OPENABLE:
+                parts = [html.Div(parts, id={"type": SECTION, "name": view.NAME}, className="view-section")]
+            sections += parts
+        return html.Div([
+            dcc.Location(id=URL, refresh=False),
+            dcc.Store(id=SESSION, data=uuid.uuid4().hex),  # one per page load: the service's holder of its jobs
+            dcc.Store(id=SELECTION, data=None),
+            _header(context),
+            html.Div([*VIEWS[0].toolbar(context).children, _view_switcher()], className="toolbar"),
+            html.Main(sections, className="grid"),
+            html.Footer("Featurescope · figures export as PNG from each plot's toolbar · the URL keeps the current view"),
+        ], className="page")
+
+    return layout
 
 
-def create_app(config: AppConfig) -> dash.Dash:
-    """Build the app for ``config``. Nothing heavy happens here: the model loads (or trains) in a background job.
+_modules_built: dict[str, int] = {}
 
-    Serve it with ``app.run(..., threaded=False)`` as ``python -m dashboard`` does: jobs are forked from the
-    server, and a fork taken while another request thread is inside SQLite inherits a lock nobody releases.
-    """
-    if config.cache_dir:
-        set_cache_dir(config.cache_dir)
-    job_threads = keep_server_fork_safe()
+
+def start_audit() -> None:
+    """With $FEATURESCOPE_AUDIT set, count every nn.Module built in this process from now on (call it first): the
+    tests' proof, read at /_featurescope/audit, that the web server never loads a model or touches CUDA."""
+    if not os.environ.get(AUDIT_ENV) or _modules_built:
+        return
+    import torch
+
+    _modules_built["count"] = 0
+    original = torch.nn.Module.__init__
+
+    def counting_init(self, *args, **kwargs):
+        _modules_built["count"] += 1
+        original(self, *args, **kwargs)
+
+    torch.nn.Module.__init__ = counting_init
+
+
+def _audit_route(app: dash.Dash, service: ComputeService) -> None:
+    import torch
+
+    @app.server.route("/_featurescope/audit")
+    def audit():
+        facts = list(service.worker_facts().values())
+        return {"modules_built": _modules_built["count"], "cuda_initialized": torch.cuda.is_initialized(),
+                "pid": os.getpid(), "workers": [worker["pid"] for worker in facts], "worker_facts": facts}
+
+
+def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.Dash:
+    """The app for ``config``, drawing from ``service``; ``meta`` is the compute process's ``describe`` of the model."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = dash.Dash(
-        __name__,
-        title="Featurescope",
-        assets_folder=str(ASSETS),
-        background_callback_manager=background_manager(job_threads),
-        suppress_callback_exceptions=True,  # attribution graphs are created by callbacks
-        update_title=None,
-    )
-    app.layout = build_layout(config)
-    register_all(app, config)
+    app = dash.Dash(__name__, title="Featurescope", assets_folder=str(ASSETS), update_title=None,
+                    suppress_callback_exceptions=True)  # attribution graphs are created by callbacks
+    if _modules_built:
+        _audit_route(app, service)
+    context = ViewContext(config, service, meta)
+    app.layout = _page(context)
+    for view in VIEWS:
+        view.register(app, context)
+    app.clientside_callback(SHOW_OPEN_VIEWS, Output({"type": SECTION, "name": ALL}, "style"),
+                            Input(OPEN_VIEWS, "value"), State({"type": SECTION, "name": ALL}, "id"))
     return app

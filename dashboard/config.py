@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compute.workspace import Source
+
 
 @dataclass(frozen=True)
 class AppConfig:
@@ -16,3 +18,9 @@ class AppConfig:
     port: int = 8050
     debug: bool = False
     embedding: str = "tsne"
+    cluster: str | None = None  # address of a running Dask scheduler; None starts a local compute process
+
+    def source(self) -> Source:
+        """What the compute process needs to know: the model and data by name."""
+        return Source(model=self.model, data=self.data, checkpoint=self.checkpoint, device=self.device,
+                      layer=self.layer)

@@ -22,5 +22,15 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     touch "$stamp"
 fi
+# The project itself, in editable mode, once per checkout and pyproject.toml: then `from compute import attribution`
+# works from any folder with this venv's python. --no-deps: the requirements above already hold them all;
+# --no-build-isolation (when the venv has setuptools) keeps this step offline.
+editable="$VENV/.featurescope-editable-$( (echo "$FEATURESCOPE_ROOT"; cat "$FEATURESCOPE_ROOT/pyproject.toml") | sha256sum | cut -c1-16)"
+if [ ! -f "$editable" ]; then
+    isolation=""
+    if "$VENV/bin/python" -c 'import setuptools' 2>/dev/null; then isolation="--no-build-isolation"; fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps $isolation -e "$FEATURESCOPE_ROOT"
+    touch "$editable"
+fi
 VENV_PYTHON="$VENV/bin/python"
 export VENV_PYTHON

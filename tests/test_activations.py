@@ -61,8 +61,9 @@ def hook_count(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) for m in model.modules())
 
 
-def test_layers_lists_dotted_names_of_nested_modules_without_the_root():
-    assert A.layers(Nested()) == ["stem", "stem.0", "stem.1", "block", "block.conv", "block.act", "pool", "head", "unused"]
+def test_layers_lists_the_call_sites_of_one_forward_in_call_order_without_the_root():
+    # "block" is a plain holder never called, "unused" never runs: neither computes a tensor, so neither is listed.
+    assert A.layers(Nested(), (3, 6, 6)) == ["stem", "stem.0", "stem.1", "block.conv", "block.act", "pool", "head"]
     assert A.layers(nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 1))) == ["0", "0.0", "0.1", "1"]
     assert A.layers(nn.Linear(2, 2)) == []
 
@@ -267,3 +268,32 @@ def test_single_rejects_unknown_layers_before_running():
 def test_cpu_batches_are_capped_where_bigger_ones_only_add_page_faults():
     assert device.batch_size_for(torch.device("cpu"), 1) == device.CPU_MAX_BATCH
     assert device.batch_size_for(torch.device("cpu"), 1, maximum=64) == 64
+
+
+def test_bf16_extraction_stays_within_the_stated_tolerance_on_the_built_in_model(trained_model, digits):
+    images = digits.images[:128]
+    for layer in A.layers(trained_model):
+        exact = A.extract(trained_model, images, layer, batch_size=64)
+        rounded = A.extract(trained_model, images, layer, batch_size=64, dtype="bf16")
+        assert rounded.dtype == torch.float32 and rounded.shape == exact.shape
+        error = float((rounded - exact).abs().max() / exact.abs().max())
+        assert 0 < error <= A.BF16_TOLERANCE, (layer, error)  # 0 <: bf16 really ran
+    with pytest.raises(ValueError, match="unknown dtype"):
+        A.extract(trained_model, images, "relu2", dtype="fp8")
+
+
+def test_extract_from_host_memory_on_the_default_device_equals_the_cpu_result():
+    """On a GPU this runs the pinned, prefetching path (copies overlapped with compute); on the CPU the plain one."""
+    from compute.device import pick_device
+
+    model, batch = small_cnn(), images(23)
+    expected = A.extract(model, batch, "4", batch_size=5)
+    on_device = small_cnn().to(pick_device("auto"))
+    for size in (4, 5, 23):
+        for pooled in (False, True):
+            got = A.extract(on_device, batch, "4", batch_size=size, pooled=pooled)
+            assert got.device.type == "cpu" and not got.is_pinned()
+            torch.testing.assert_close(got, expected.mean((2, 3)) if pooled else expected, rtol=1e-4, atol=1e-5)
+    # Images already on the device take the direct path, with the same result.
+    torch.testing.assert_close(A.extract(on_device, batch.to(pick_device("auto")), "4", batch_size=4), expected,
+                               rtol=1e-4, atol=1e-5)

@@ -50,6 +50,42 @@ class PatchModel(nn.Module):
         return mask
 
 
+class PatchMask(nn.Module):
+    """Zeroes a feature map outside one square of feature pixels."""
+
+    def __init__(self, top: int, left: int, size: int):
+        super().__init__()
+        self.top, self.left, self.size = top, left, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros_like(x)
+        mask[..., self.top:self.top + self.size, self.left:self.left + self.size] = 1
+        return x * mask
+
+
+class PatchConvModel(nn.Module):
+    """Conv features (stride 2) kept only inside one patch, averaged into logits [s, -s]: it looks at the patch only,
+    through a conv layer, so Grad-CAM applies (at the masked features)."""
+
+    top, left, size = 4, 8, 6
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(20)
+        self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.relu = nn.ReLU()
+        self.mask = PatchMask(self.top // 2, self.left // 2, self.size // 2)
+        self.head = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mask(self.relu(self.conv(x))).mean((2, 3)))
+
+    region = PatchModel.region
+
+
 def mass_inside(attribution: torch.Tensor, region: torch.Tensor) -> float:
     mass = attribution.abs()
     return float(mass[region].sum() / mass.sum())
@@ -197,6 +233,31 @@ def test_methods_find_the_region_the_model_looks_at():
     assert mass_inside(drop, model.region(20, 20, grow=2)) == pytest.approx(1.0)
     assert region.flatten()[drop.abs().argmax()]
 
+    conv_model = PatchConvModel().eval()
+    region, near = conv_model.region(20, 20), conv_model.region(20, 20, grow=2)
+    cam = A.gradcam(conv_model, image, target, layer="mask")
+    # The features live on a 10x10 grid: bilinear upsampling spreads each by about one pixel.
+    assert mass_inside(cam, near) == pytest.approx(1.0) and mass_inside(cam, region) > 0.75
+    assert region.flatten()[cam.argmax()]
+    for name, attribution in (("saliency", A.saliency(conv_model, image, target)),
+                              ("integrated gradients", A.integrated_gradients(conv_model, image, target, steps=16)),
+                              ("occlusion", A.occlusion(conv_model, image, target, box=1, stride=1))):
+        assert mass_inside(attribution, near) > 0.9, name
+
+
+@pytest.mark.parametrize("layer", ["0", "1", "3", "4"])
+@pytest.mark.parametrize("target", [0, 3])
+def test_gradcam_matches_captums_layer_gradcam_upsampled(layer, target):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    model, image = small_cnn(seed=21), random_image(22)
+    ours = A.gradcam(model, image, target, layer=layer)
+    theirs = LayerGradCam(model, model[int(layer)]).attribute(image[None], target=target, relu_attributions=True)
+    theirs = LayerAttribution.interpolate(theirs, tuple(image.shape[1:]), interpolate_mode="bilinear")[0, 0]
+    torch.testing.assert_close(ours, theirs.detach().float(), atol=1e-6, rtol=1e-4)
+    if layer in ("1", "4"):
+        assert ours.max() > 0  # a rectified layer: a map worth comparing
+
 
 # ---------------------------------------------------------------------------------------------- Grad-CAM
 
@@ -306,9 +367,94 @@ def test_registered_methods_run_with_defaults():
     assert {"occlusion", "saliency", "smoothgrad", "integrated_gradients", "gradcam"} <= set(A.METHODS)
     assert set(A.INVERSIONS) == {"deconvnet", "guided_backprop"}
     for name, method in A.METHODS.items():
-        result = method.function(model, image, 3, **method.defaults())
+        result = method(model, image, 3, **method.defaults())  # the table's entries are callable
         assert result.shape == (16, 16) and result.dtype == torch.float32, name
         assert torch.isfinite(result).all() and result.device.type == "cpu", name
+        torch.testing.assert_close(result, method.function(model, image, 3, **method.defaults()))
+        explained = method.explain(model, image, 3, **method.defaults())
+        assert {spec.key for spec in method.maps} <= set(explained) and "map" in explained, name
+        for spec in method.maps:
+            assert explained[spec.key].shape == (16, 16) and spec.scale in ("auto", "signed", "probability"), name
+        torch.testing.assert_close(explained["map"], result)
+
+
+def test_methods_table_is_callable_as_the_readme_promises():
+    model, image = small_cnn(), random_image()
+    torch.testing.assert_close(A.METHODS["saliency"](model, image, 2), A.saliency(model, image, 2))
+    torch.testing.assert_close(A.METHODS["smoothgrad"](model, image, 2, samples=4), A.smoothgrad(model, image, 2, 4))
+
+
+def test_occlusion_explains_signed_drop_probability_and_clean_from_one_pass():
+    model, image, target = small_cnn(), random_image(), 1
+    batches = []
+    handle = model.register_forward_hook(lambda _m, inputs, _o: batches.append(inputs[0].shape[0]))
+    try:
+        explained = A.METHODS["occlusion"].explain(model, image, target, box=3, stride=2, fill="zero", batch_size=7)
+    finally:
+        handle.remove()
+    assert sum(batches) == 6 * 6 + 1  # 36 boxes and the clean image: no second pass for the probabilities
+    probability = naive_occlusion_probabilities(model, image, target, 3, 2, 0.0)
+    with torch.no_grad():
+        clean = float(torch.softmax(model(image[None]), 1)[0, target])
+    torch.testing.assert_close(explained["probability"], probability, atol=1e-6, rtol=1e-5)
+    assert explained["clean"] == pytest.approx(clean, rel=1e-6)
+    torch.testing.assert_close(explained["map"], clean - probability, atol=1e-6, rtol=1e-5)
+    assert (explained["map"] < 0).any() or (explained["map"] > 0).any()
+    assert [(spec.key, spec.scale) for spec in A.METHODS["occlusion"].maps] == [("probability", "probability"),
+                                                                               ("map", "signed")]
+
+
+def test_occlusion_drop_is_negative_where_occluding_raises_the_probability():
+    model, image = small_cnn(seed=3), random_image(4)
+    with torch.no_grad():
+        target = int(model(image[None])[0].argmin())  # an unlikely class: some boxes make it likelier
+    explained = A.METHODS["occlusion"].explain(model, image, target, box=4, stride=1, fill="zero")
+    assert (explained["map"] < 0).any()
+    assert float(explained["map"].max()) <= explained["clean"] + 1e-7  # the drop can never exceed p_clean
+
+
+def test_suggested_params_scale_occlusion_to_the_image_and_keep_defaults_elsewhere():
+    assert A.suggested_params("occlusion", (1, 32, 32))["box"] == 8
+    assert A.suggested_params("occlusion", (3, 224, 224))["box"] == 56
+    assert A.suggested_params("occlusion", (3, 224, 224))["stride"] == 14
+    assert A.suggested_params("occlusion", (3, 2000, 300))["box"] == 64  # clamped by the Param's own bound
+    assert A.suggested_params("occlusion", (3, 8, 8))["stride"] == 1
+    assert A.suggested_params("saliency", (3, 224, 224)) == A.METHODS["saliency"].defaults()
+    assert A.METHODS["occlusion"].suggest((3, 64, 64)) == {"box": 16, "stride": 4}
+
+
+def test_attribution_map_returns_the_explained_dict_and_caches_it(tmp_path, monkeypatch):
+    from compute.cache import CACHE_DIR_ENV
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    model, image = small_cnn(), random_image()
+    first = A.attribution_map(model, image, 2, "occlusion", {"box": 3, "stride": 3, "fill": "zero"})
+    assert set(first) == {"map", "probability", "clean"}
+    calls = []
+    monkeypatch.setattr(A, "occlusion_probability_map", lambda *a, **k: calls.append(1))
+    again = A.attribution_map(model, image, 2, "occlusion", {"box": 3, "stride": 3, "fill": "zero"})
+    assert calls == [] and torch.equal(again["map"], first["map"]) and again["clean"] == first["clean"]
+    assert set(A.attribution_map(model, image, 2, "saliency", {})) == {"map"}
+
+
+def test_map_spec_scales_are_checked():
+    with pytest.raises(ValueError, match="scale"):
+        A.MapSpec("map", "title", "rainbow")
+
+
+def test_smoothgrad_noise_is_drawn_on_the_models_device_from_a_seeded_generator():
+    from compute.gradients import smoothgrad_noise
+
+    model, image = small_cnn(), random_image()
+    noise = smoothgrad_noise(image, 6, 0.2, seed=5)
+    assert noise.device == image.device and noise.shape == (6, *image.shape)
+    torch.testing.assert_close(noise, smoothgrad_noise(image, 6, 0.2, seed=5))
+    value_range = float(image.max() - image.min())
+    expected = torch.randn((6, *image.shape), generator=torch.Generator().manual_seed(5)) * 0.2 * value_range
+    torch.testing.assert_close(noise, expected)
+    # SmoothGrad is the mean saliency over exactly these noisy copies (a naive loop, one at a time).
+    naive = torch.stack([A.saliency(model, image + n, 2) for n in noise]).mean(0)
+    torch.testing.assert_close(A.smoothgrad(model, image, 2, samples=6, sigma=0.2, seed=5), naive, atol=1e-6, rtol=1e-5)
 
 
 def test_param_defaults_are_valid():
@@ -354,8 +500,9 @@ def test_gradcam_defaults_to_the_rectified_output_of_the_last_conv():
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
     model(torch.zeros(1, 1, 8, 8))
-    assert last_conv_block(model) == "3"
+    # The call order comes from a forward, so the input shape is needed (Grad-CAM passes its image's).
+    assert last_conv_block(model, (1, 8, 8)) == "3"
     bare = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 2))
-    assert last_conv_block(bare) == "0"
+    assert last_conv_block(bare, (1, 8, 8)) == "0"
     image = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(A.gradcam(model, image, 1), A.gradcam(model, image, 1, layer="3"))

@@ -254,3 +254,75 @@ def test_uncached_is_the_plain_function(fresh_cache):
     assert len(cached.calls) == 2  # the counter sits in the plain function too
     assert cached(1) == 2
     assert len(cached.calls) == 3
+
+
+# ---------------------------------------------------------------------------------------------- code versions
+
+def _write_module(path, body: str, helper: str = "return x + 1") -> None:
+    path.write_text(
+        "from compute.cache import memoize\n\n"
+        f"def helper(x):\n    {helper}\n\n"
+        "CALLS = []\n\n"
+        "@memoize\n"
+        f"def compute_it(x):\n    CALLS.append(x)\n    {body}\n"
+    )
+
+
+def _import_fresh(directory, name):
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(directory))
+    try:
+        if name in sys.modules:
+            return importlib.reload(sys.modules[name])
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(directory))
+
+
+def test_a_changed_function_body_misses_the_cache(fresh_cache, tmp_path):
+    module_file = tmp_path / "changing_algorithm.py"
+    _write_module(module_file, "return x * 2")
+    module = _import_fresh(tmp_path, "changing_algorithm")
+    assert module.compute_it(3) == 6 and module.compute_it(3) == 6
+    assert module.CALLS == [3]  # the second call came from the cache
+
+    _write_module(module_file, "return x * 20  # a new algorithm")
+    module = _import_fresh(tmp_path, "changing_algorithm")
+    assert module.compute_it(3) == 60
+    assert module.CALLS == [3]  # reload made a new list: the body ran once, not the old cached 6
+
+    _write_module(module_file, "return x * 2")  # back to the first version: its entry is still there
+    module = _import_fresh(tmp_path, "changing_algorithm")
+    assert module.compute_it(3) == 6 and module.CALLS == []
+
+
+def test_a_changed_helper_it_calls_misses_the_cache(fresh_cache, tmp_path):
+    module_file = tmp_path / "changing_helper.py"
+    _write_module(module_file, "return helper(x)")
+    module = _import_fresh(tmp_path, "changing_helper")
+    assert module.compute_it(3) == 4
+    _write_module(module_file, "return helper(x)", helper="return x + 100")
+    module = _import_fresh(tmp_path, "changing_helper")
+    assert module.compute_it(3) == 103 and module.CALLS == [3]
+
+
+def test_code_version_reaches_compute_functions_called_through_tables_and_modules():
+    from compute import attribution, embedding
+
+    pieces: list[str] = []
+    original = cache._digest
+    try:
+        cache._digest = lambda *chunks: pieces.extend(chunks[0].decode().split("\n")) or original(*chunks)
+        cache.code_version(attribution.attribution_map.uncached)
+    finally:
+        cache._digest = original
+    functions = {line.split()[1] for line in pieces if line.startswith("function ")}
+    # METHODS' entries, the helpers they call in another module, and the layer capture module.
+    for name in ("compute.attribution._occlusion_explain", "compute.gradients.smoothgrad",
+                 "compute.gradients._gradient_batches", "compute.device.batch_size_for", "compute.layers.capture"):
+        assert name in functions, name
+    assert cache.code_version(embedding.layer_embedding.uncached) != cache.code_version(attribution.attribution_map.uncached)
+    # Computed the same way twice (a stable key across processes needs a deterministic version).
+    assert cache.code_version(attribution.attribution_map.uncached) == cache.code_version(attribution.attribution_map.uncached)

@@ -60,6 +60,7 @@ def test_a_corrupt_checkpoint_is_refused(tmp_path):
     result = run_cli("--checkpoint", str(corrupt))
     assert result.returncode == 2
     assert "not a weights-only PyTorch checkpoint" in result.stderr
+    assert "weights_only=False" not in result.stderr  # torch's advice would be unsafe for an unknown file
 
 
 def test_images_the_model_cannot_read_are_refused(tmp_path):
@@ -71,3 +72,23 @@ def test_images_the_model_cannot_read_are_refused(tmp_path):
     result = run_cli("--data", str(tmp_path / "photos"))
     assert result.returncode == 2
     assert "cannot read the images" in result.stderr
+
+
+def test_a_busy_port_gives_one_line_before_anything_else():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_cli("--port", str(port), timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""  # nothing is printed before the refusal
+    assert result.stderr.strip() == f"featurescope: error: 127.0.0.1:{port} is already in use; choose another with --port"
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_an_invalid_port_gives_one_line(port):
+    result = run_cli("--port", port, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a valid port" in result.stderr

@@ -162,17 +162,53 @@ def test_load_by_folder_path_uses_load_folder(two_classes):
     assert dataset.image_shape == (3, 224, 224)
 
 
-def test_corrupt_image_raises_data_error_naming_the_file_when_indexed(two_classes):
+def test_a_corrupt_file_is_skipped_at_load_and_named_relative_to_the_folder(two_classes):
     (two_classes / "dogs" / "broken.png").write_bytes(np.random.default_rng(0).bytes(300))
-    dataset = data.load_folder(two_classes, size=8)  # loading is lazy: no error yet
+    (two_classes / "cats" / "nested" / "empty.jpg").write_bytes(b"")
+    truncated = (two_classes / "dogs" / "x.png").read_bytes()
+    (two_classes / "dogs" / "half.png").write_bytes(truncated[: len(truncated) // 2])
+    dataset = data.load_folder(two_classes, size=8)
+    assert sorted(dataset.skipped) == ["cats/nested/empty.jpg", "dogs/broken.png", "dogs/half.png"]
+    assert len(dataset) == 5 and dataset.classes == ["cats", "dogs"]
+    assert [p.name for p in dataset.images.paths] == ["a.png", "b.png", "c.PNG", "x.png", "y.png"]
+    assert dataset.labels.tolist() == [0, 0, 0, 1, 1]
+    assert "3 unreadable files skipped" in dataset.description
+    assert dataset.images[:].shape == (5, 3, 8, 8)  # the rest loads
+    assert data.load_folder(two_classes.parent / "pets", size=8).skipped == dataset.skipped
+    clean = two_classes.parent / "clean"
+    write_png(clean / "a" / "one.png", RED)
+    assert data.load_folder(clean, size=8).skipped == [] and "skipped" not in data.load_folder(clean).description
+
+
+def test_a_folder_of_only_unreadable_files_raises_data_error_naming_them(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(data.DataError, match="no readable images.*a/bad.png"):
+        data.load_folder(tmp_path)
+
+
+def test_a_file_that_breaks_after_loading_does_not_stop_an_extraction(two_classes):
+    from torch import nn
+
+    from compute import activations
+
+    dataset = data.load_folder(two_classes, size=8)
     names = [p.name for p in dataset.images.paths]
-    broken = names.index("broken.png")
-    assert dataset.images[0].shape == (3, 8, 8)
-    with pytest.raises(data.DataError, match="broken.png") as raised:
-        dataset.images[broken]
-    assert isinstance(raised.value, ValueError)
-    with pytest.raises(data.DataError, match="broken.png"):
-        dataset.images[:]
+    broken = names.index("x.png")
+    (two_classes / "dogs" / "x.png").write_bytes(b"overwritten by something else")
+    with pytest.raises(data.DataError, match="dogs/x.png is not a readable image"):  # one image: a clear error
+        dataset.image(broken)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 64, 2)).eval()
+    reports = []
+    with pytest.warns(UserWarning, match="dogs/x.png"):
+        features = activations.extract(model, dataset.images, "0", batch_size=2,
+                                       progress=lambda fraction, text: reports.append(text))
+    assert features.shape == (5, 2, 8, 8)
+    assert dataset.images.unreadable == ["dogs/x.png"]
+    assert "1 unreadable image(s) left blank: dogs/x.png" in reports[-1]
+    with torch.no_grad():  # the broken one was read as a blank image, the others as themselves
+        torch.testing.assert_close(features[broken], model[0](torch.zeros(1, 3, 8, 8))[0])
+        torch.testing.assert_close(features[0], model[0](dataset.images[0][None])[0])
 
 
 def test_empty_folder_raises_data_error(tmp_path):

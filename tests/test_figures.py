@@ -81,22 +81,52 @@ def test_scatter_coloured_by_predicted_class_groups_by_prediction():
     assert figure.layout.legend.title.text == scatter.COLOUR_MODES["predicted"]
 
 
-def test_scatter_coloured_by_correctness_has_correct_and_wrong_groups():
+def test_scatter_coloured_by_correctness_has_correct_and_wrong_groups_counted_in_the_legend():
     coords, labels, predicted = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct")
     traces = {trace.name: trace for trace in point_traces(figure)}
-    assert set(traces) == {"correct", "wrong"}
-    assert len(traces["wrong"].x) == 4 and len(traces["correct"].x) == 36
-    wrong = sorted(np.asarray(traces["wrong"].customdata, dtype=object)[:, 0].astype(int).tolist())
+    assert set(traces) == {"correct (36)", "wrong (4)"}
+    assert len(traces["wrong (4)"].x) == 4 and len(traces["correct (36)"].x) == 36
+    wrong = sorted(np.asarray(traces["wrong (4)"].customdata, dtype=object)[:, 0].astype(int).tolist())
     assert wrong == [1, 5, 9, 20]
-    assert traces["wrong"].marker.color == theme.CORRECT_COLOURS["wrong"]
-    assert traces["correct"].marker.color == theme.CORRECT_COLOURS["correct"]
+    assert traces["wrong (4)"].marker.color == theme.CORRECT_COLOURS["wrong"]
+    assert traces["correct (36)"].marker.color == theme.CORRECT_COLOURS["correct"]
+
+
+def test_wrong_predictions_are_drawn_last_larger_and_counted_with_thousands_separators():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 4, size=1797)
+    predicted = labels.copy()
+    mistakes = rng.choice(1797, size=31, replace=False)
+    predicted[mistakes] = (labels[mistakes] + 1) % 4
+    figure = scatter.embedding_scatter(rng.normal(size=(1797, 2)), labels, predicted, CLASSES, color_by="correct")
+    points = point_traces(figure)
+    assert [trace.name for trace in points] == ["correct (1,766)", "wrong (31)"]  # wrong last: on top
+    assert figure.data[-1].name == scatter.SELECTION_TRACE  # the ring stays above everything
+    correct, wrong = points
+    assert wrong.marker.size > correct.marker.size
+    assert sorted(np.asarray(wrong.customdata, dtype=object)[:, 0].astype(int).tolist()) == sorted(mistakes.tolist())
+
+
+def test_correct_and_wrong_colours_are_the_okabe_ito_pair():
+    # Blue against vermillion stays distinct under protanopia, deuteranopia and tritanopia; green/red does not.
+    assert {key: value.lower() for key, value in theme.CORRECT_COLOURS.items()} == {"correct": "#0072b2",
+                                                                                     "wrong": "#d55e00"}
+    assert theme.CLASS_COLOURS[:10] == ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                                        "#ff9da7", "#9c755f", "#bab0ac"]  # Tableau 10 for classes
 
 
 def test_scatter_with_all_predictions_right_has_no_wrong_trace():
     coords, labels, _ = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, labels, CLASSES, color_by="correct")
-    assert [trace.name for trace in figure.data] == ["correct", scatter.SELECTION_TRACE]
+    assert [trace.name for trace in figure.data] == ["correct (40)", scatter.SELECTION_TRACE]
+
+
+@pytest.mark.parametrize("mode, values, note", [("pooled", 32, "channel means, 32 values"),
+                                                 ("flat", 8192, "flattened, 8,192 values")])
+def test_scatter_title_counts_the_values_the_caller_passes(mode, values, note):
+    title = scatter.scatter_title("t-SNE", "relu2", mode, values, 1797)
+    assert title == f"t-SNE of layer relu2 ({note} per image), 1,797 images"
 
 
 def test_selection_ring_is_at_the_selected_points_coordinates():
@@ -117,10 +147,15 @@ def test_no_or_out_of_range_selection_gives_an_empty_ring(selected):
     assert len(ring.x) == 0 and len(ring.y) == 0
 
 
-def test_empty_figure_shows_its_message():
+def test_empty_figure_shows_its_message_at_the_height_it_is_given():
     figure = scatter.empty_figure("computing t-SNE")
     assert len(figure.data) == 0
     assert [annotation.text for annotation in figure.layout.annotations] == ["computing t-SNE"]
+    assert figure.layout.height is None
+    shape = (32, 7, 7)
+    placeholder = scatter.empty_figure("click a point", images.feature_map_height(shape))
+    real = images.feature_map_grid(np.random.default_rng(0).random(shape), title="relu2")
+    assert placeholder.layout.height == real.layout.height  # no jump when the real figure replaces it
 
 
 # ------------------------------------------------------------------------------------------ feature maps
@@ -190,11 +225,64 @@ def test_linear_layer_units_are_shown_as_a_grid_in_their_own_order():
     figure = images.feature_map_grid(units)
     assert len(figure.data) == 1
     z = np.asarray(figure.data[0].z, dtype=np.float64)
-    assert z.shape == (3, 4)  # ceil(sqrt(10)) columns
+    columns = images.grid_geometry(10, (1, 1), gap=0)[0]
+    assert z.shape == (math.ceil(10 / columns), columns)
     np.testing.assert_array_equal(z.ravel()[:10], units)
     assert np.isnan(z.ravel()[10:]).all()
     np.testing.assert_array_equal(np.asarray(figure.data[0].customdata).ravel()[:10], np.arange(10))
     assert figure.layout.title.text == "10 units"
+
+
+def test_logits_with_class_names_are_a_bar_chart_labelled_with_the_names():
+    logits = np.array([0.5, -1.25, 3.0, 0.0], dtype=np.float32)
+    figure = images.feature_map_grid(logits, title="logits", class_names=CLASSES)
+    assert [trace.type for trace in figure.data] == ["bar"]
+    bars = figure.data[0]
+    assert bars.orientation == "h"
+    assert list(bars.y) == CLASSES  # in class order, first class at the top
+    assert figure.layout.yaxis.autorange == "reversed"
+    np.testing.assert_array_equal(np.asarray(bars.x, dtype=np.float32), logits)
+    assert [float(text) for text in bars.text] == pytest.approx(logits.tolist())  # every bar carries its value
+    colours = list(bars.marker.color)
+    assert colours[2] == theme.ACCENT and colours.count(theme.ACCENT) == 1  # the highest logit stands out
+    assert figure.layout.height == images.feature_map_height((4,), class_names=CLASSES)
+
+
+def test_many_named_units_show_the_largest_in_class_order_and_say_so():
+    values = np.arange(30, dtype=np.float32)[::-1].copy()  # unit 0 is the largest
+    names = [f"class {k}" for k in range(30)]
+    bars = images.unit_bars(values, names, "logits", max_bars=5)
+    assert list(bars.data[0].y) == names[:5]
+    assert bars.layout.title.text == "logits (the 5 largest of 30)"
+
+
+def test_names_that_do_not_match_the_units_fall_back_to_the_grid():
+    figure = images.feature_map_grid(np.ones(5, dtype=np.float32), class_names=CLASSES)
+    assert figure.data[0].type == "heatmap"
+
+
+@pytest.mark.parametrize("count, shape", [(8, (28, 28)), (32, (7, 7)), (64, (4, 4)), (1, (3, 3)), (512, (7, 7)),
+                                          (16, (2, 9))])
+def test_feature_map_grid_fills_the_panel_width_with_square_pixels(count, shape):
+    width = 700
+    shown = min(count, images.MAX_CHANNELS_SHOWN)
+    columns, gap, height = images.grid_geometry(shown, shape, width)
+    rows = math.ceil(shown / columns)
+    plot_width = width - 16 - images.COLORBAR_ROOM
+    plot_height = height - (8 + theme.TITLE_SIZE + 16) - 8
+    data_width = columns * (shape[1] + gap) - gap
+    data_height = rows * (shape[0] + gap) - gap
+    # Square pixels that span the plot's width need exactly this height (rounded up to a whole pixel).
+    assert plot_height == pytest.approx(plot_width * data_height / data_width, abs=1.0)
+    if columns > 1:  # one column fewer would have grown past the height limit
+        fewer = columns - 1
+        taller = plot_width * (math.ceil(shown / fewer) * (shape[0] + gap) - gap) / (fewer * (shape[1] + gap) - gap)
+        assert plot_height <= images.MAX_GRID_HEIGHT < taller
+    maps = np.random.default_rng(0).random((count, *shape)).astype(np.float32)
+    figure = images.feature_map_grid(maps, title="layer", width=width)
+    assert figure.layout.height == height == images.feature_map_height((count, *shape), width=width)
+    labels = next(trace for trace in figure.data if trace.name == images.CHANNEL_LABELS)
+    assert labels.textfont.size >= 14 and labels.textfont.color == "white" and labels.textfont.shadow
 
 
 def test_tile_places_map_k_at_its_row_and_column_offset():
@@ -271,6 +359,19 @@ def test_top_k_figure_highlights_the_true_class():
     assert list(figure.layout.xaxis.range) == [0, 1]
 
 
+def test_every_top_k_bar_is_labelled_also_when_tiny():
+    pairs = [("seven", 0.9987), ("one", 0.0011), ("nine", 0.0002), ("four", 3e-7), ("two", 0.0)]
+    figure = images.top_k_figure(pairs, true_name="seven")
+    bar, labels = figure.data
+    assert list(bar.y) == ["two", "four", "nine", "one", "seven"]  # the class names themselves on the axis
+    # A text trace, since plotly draws no text on a zero-width bar: one label per bar, at the bar's end.
+    assert labels.name == images.TOP_K_LABELS and labels.mode == "text"
+    assert list(labels.y) == list(bar.y) and list(labels.x) == list(bar.x)
+    assert list(labels.text) == ["<0.1%", "<0.1%", "<0.1%", "0.1%", "99.9%"]
+    assert list(labels.textposition) == ["middle right"] * 4 + ["middle left"]  # the long bar holds its own label
+    assert labels.textfont.size >= 14
+
+
 def test_top_k_figure_without_the_true_class_highlights_nothing():
     figure = images.top_k_figure([("a", 0.7), ("b", 0.3)], true_name="c")
     assert theme.ACCENT not in list(figure.data[0].marker.color)
@@ -313,24 +414,113 @@ def test_all_zero_attribution_builds_with_a_non_degenerate_scale():
     trace = figure.data[0]
     assert trace.zmin == 0.0 and trace.zmax > trace.zmin  # a zero-width range would leave the colour scale undefined
     assert np.asarray(trace.z).shape == (3, 3)
-    assert "constant map" in figure.layout.title.text
+    assert figure.layout.title.text == "flat"
+    assert "constant map" in figure.layout.title.subtitle.text
 
 
-@pytest.mark.parametrize("display, traces", [("heatmap", 2), ("overlay", 3)])
-def test_occlusion_figure_has_the_probability_map_and_the_drop(display, traces):
-    probability = np.array([[0.9, 0.8], [0.3, 0.9]], dtype=np.float32)
-    image = np.random.default_rng(0).random((1, 2, 2))
-    figure = attribution.occlusion_figure(probability, image, "seven", display=display)
+def occlusion_result(clean: float = 0.9):
+    """A result as compute's occlusion returns it: the drop is signed (negative where covering raises p)."""
+    probability = np.array([[0.9, 0.8, 0.95], [0.3, 0.9, 0.92]], dtype=np.float32)
+    return {"probability": probability, "map": (clean - probability).astype(np.float32), "clean": clean}
+
+
+@pytest.mark.parametrize("display, traces", [("heatmap", 2), ("overlay", 4)])
+def test_occlusion_figure_shows_computes_own_arrays(display, traces):
+    result = occlusion_result()
+    image = np.random.default_rng(0).random((1, 2, 3))
+    figure = attribution.occlusion_figure(result["probability"], result["map"], result["clean"], image, "seven",
+                                          display=display)
     assert len(figure.data) == traces
-    np.testing.assert_allclose(np.asarray(figure.data[0].z, dtype=np.float32), probability)
-    drop = np.asarray(figure.data[-1].z, dtype=np.float32)
-    np.testing.assert_allclose(drop, [[0.0, 0.1], [0.6, 0.0]], atol=1e-6)
+    maps = [trace for trace in figure.data if trace.colorbar.tickformat]  # the image traces have no colour bar
+    probability, drop = maps
+    np.testing.assert_array_equal(np.asarray(probability.z, dtype=np.float32), result["probability"])
+    np.testing.assert_array_equal(np.asarray(drop.z, dtype=np.float32), result["map"])  # nothing clipped
+    assert (probability.zmin, probability.zmax) == (0.0, 1.0)
+    assert probability.colorscale == resolved_scale(theme.PROBABILITY_SCALE)
+    assert drop.colorscale == resolved_scale(theme.SIGNED_SCALE)
+    assert drop.zmin == -drop.zmax == pytest.approx(-0.6)  # diverging, centred on zero: max |drop|
+    assert (probability.xaxis, drop.xaxis) == ("x", "x2")  # the drop sits in the right-hand panel
     assert "p(seven)" in figure.layout.annotations[0].text
-    assert figure.data[-1].xaxis == "x2"  # the drop sits in the right-hand panel
+    if display == "overlay":
+        assert drop.opacity == pytest.approx(0.6)
 
 
-def test_probability_drop_is_clipped_at_zero():
-    np.testing.assert_allclose(attribution.baseline_probability_drop(np.array([0.2, 0.7, 0.9]), 0.7), [0.5, 0.0, 0.0])
+def test_occlusion_drop_of_one_sign_still_has_a_diverging_scale_centred_on_zero():
+    probability = np.full((2, 2), 0.2, dtype=np.float32)
+    drop = np.array([[0.1, 0.3], [0.0, 0.2]], dtype=np.float32)
+    figure = attribution.occlusion_figure(probability, drop, 0.5, np.zeros((1, 2, 2)), "a")
+    assert figure.data[1].zmin == -figure.data[1].zmax == pytest.approx(-0.3)
+    assert figure.data[1].colorscale == resolved_scale(theme.SIGNED_SCALE)
+
+
+def test_near_zero_clean_probability_is_said_in_words():
+    # Sample 1254 of digits (a 4) with target 9: p(9) = 6.3e-10 on the clean image.
+    result = occlusion_result(clean=6.3e-10)
+    result["probability"] = np.full((2, 3), 6.0e-10, dtype=np.float32)
+    result["map"] = np.array([[4.6e-10, 1e-10, -5e-10], [0.0, 2e-10, -1e-11]], dtype=np.float32)
+    figure = attribution.result_figure("occlusion", result, np.zeros((1, 2, 3)), "9", "Occlusion")
+    note = figure.layout.title.subtitle.text
+    assert "p(9) is only 0.00000000063 on the clean image" in note and "tiny" in note
+    drop = figure.data[1]
+    assert drop.zmin == -drop.zmax == pytest.approx(-5e-10)
+    assert not drop.colorbar.tickformat.endswith("s")
+    ordinary = attribution.result_figure("occlusion", occlusion_result(0.93), np.zeros((1, 2, 3)), "9", "Occlusion")
+    assert "only" not in ordinary.layout.title.subtitle.text and "93.0%" in ordinary.layout.title.subtitle.text
+
+
+@pytest.mark.parametrize("limit", [6e-7, 4.6e-10, 8e-4, 0.03, 0.5, 1.0, 12.0, 3000.0])
+@pytest.mark.parametrize("scale", ["signed", "auto"])
+def test_colour_bars_read_in_plain_numbers_not_si_suffixes(limit, scale):
+    values = np.array([[0.0, limit / 2], [limit / 4, limit]], dtype=np.float64)
+    colorbar = attribution.map_trace(values, scale).colorbar
+    tickformat = colorbar.tickformat
+    assert tickformat and tickformat[-1] in "f%e"  # d3's "s" (and the default) print "600n", "800µ"
+    assert colorbar.exponentformat == "e"
+    for tick in (limit, limit / 2):
+        # d3's f/%/e formats are Python's: render a tick and check it reads back as its value.
+        text = format(tick, tickformat)
+        assert not any(suffix in text for suffix in "nµmkMG")
+        back = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        assert back == pytest.approx(tick, rel=0.15)
+
+
+@pytest.mark.parametrize("limit, percent, expected", [(0.46, False, ".2f"), (4.6, False, ".1f"), (460, False, ".0f"),
+                                                      (0.46, True, ".0%"), (0.046, True, ".1%"), (1.0, True, ".0%"),
+                                                      (4.6e-10, False, ".1e"), (6e-7, True, ".1e")])
+def test_number_format_follows_the_magnitude(limit, percent, expected):
+    assert theme.number_format(limit, percent) == expected
+
+
+def test_method_figure_draws_one_subplot_per_spec_on_its_scale():
+    rng = np.random.default_rng(7)
+    maps = {"probability": rng.random((4, 4)), "signed": rng.normal(size=(4, 4)), "positive": rng.random((4, 4)) + 1}
+    specs = [("probability", "p", "probability"), ("signed", "gradient", "auto"), ("positive", "magnitude", "auto")]
+    figure = attribution.method_figure(maps, specs, np.zeros((1, 4, 4)), "three maps")
+    assert [trace.xaxis for trace in figure.data] == ["x", "x2", "x3"]
+    assert [annotation.text for annotation in figure.layout.annotations] == ["p", "gradient", "magnitude"]
+    for trace, (key, _, _) in zip(figure.data, specs):
+        np.testing.assert_allclose(np.asarray(trace.z, dtype=np.float64), maps[key], rtol=1e-6)
+    probability, signed, positive = figure.data
+    assert (probability.zmin, probability.zmax) == (0.0, 1.0)
+    assert signed.zmin == -signed.zmax == pytest.approx(-np.abs(maps["signed"]).max(), rel=1e-6)
+    assert positive.colorscale == resolved_scale(theme.ATTRIBUTION_SCALE)
+    assert (positive.zmin, positive.zmax) == pytest.approx((maps["positive"].min(), maps["positive"].max()), rel=1e-6)
+    # each colour bar sits just right of its own subplot
+    for trace, axis in zip(figure.data, ["xaxis", "xaxis2", "xaxis3"]):
+        assert trace.colorbar.x == pytest.approx(figure.layout[axis].domain[1] + 0.01)
+
+
+def test_result_figure_gives_other_methods_one_map():
+    values = np.array([[-0.2, 0.4], [0.1, 0.0]], dtype=np.float32)
+    figure = attribution.result_figure("saliency", {"map": values}, np.zeros((1, 2, 2)), "one", "Saliency")
+    assert len(figure.data) == 1
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z, dtype=np.float32), values)
+    assert figure.data[0].zmin == -figure.data[0].zmax
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ValueError, match="unknown scale"):
+        attribution.method_figure({"map": np.zeros((2, 2))}, [("map", "m", "log")], np.zeros((1, 2, 2)), "")
 
 
 @pytest.mark.parametrize("channels, first_type", [(1, "heatmap"), (3, "image")])
@@ -365,6 +555,73 @@ def test_class_colours_cycle_and_layout_uses_the_house_style():
     figure = theme.base_layout(go.Figure(), "title", height=123)
     assert figure.layout.height == 123 and figure.layout.title.text == "title"
     assert figure.layout.paper_bgcolor == theme.BACKGROUND
+    assert figure.layout.font.size >= 14 and figure.layout.title.font.size >= 16
+
+
+def test_graph_config_has_no_cloud_button_and_exports_png():
     config = theme.graph_config("embedding")
-    assert config["toImageButtonOptions"]["filename"] == "embedding"
+    assert "sendDataToCloud" in config["modeBarButtonsToRemove"]
+    assert "editInChartStudio" in config["modeBarButtonsToRemove"]
+    assert config["showSendToCloud"] is False and config["showEditInChartStudio"] is False
+    assert config["toImageButtonOptions"] == {"format": "png", "filename": "embedding", "scale": 2}
     assert config["displaylogo"] is False
+
+
+FONT_KEYS = {"font", "textfont", "tickfont", "insidetextfont", "outsidetextfont"}
+
+
+def font_sizes(node, key: str = "") -> list[float]:
+    """Every font size set anywhere in a figure's JSON (layout, traces, colour bars, annotations)."""
+    sizes = []
+    if isinstance(node, dict):
+        if key in FONT_KEYS and isinstance(node.get("size"), (int, float)):
+            sizes.append(node["size"])
+        for child_key, child in node.items():
+            sizes += font_sizes(child, child_key)
+    elif isinstance(node, (list, tuple)):
+        for child in node:
+            sizes += font_sizes(child, key)
+    return sizes
+
+
+def every_figure():
+    rng = np.random.default_rng(0)
+    coords, labels, predicted = scatter_data()
+    result = occlusion_result(1e-5)
+    return {
+        "scatter": scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct", title="t"),
+        "empty": scatter.empty_figure("waiting", 300),
+        "image": images.image_figure(rng.random((1, 4, 4)), "image"),
+        "top-k": images.top_k_figure([("a", 0.9), ("b", 1e-5)], "a"),
+        "feature maps": images.feature_map_grid(rng.random((6, 3, 3)), title="conv"),
+        "units": images.feature_map_grid(rng.random(10), title="fc"),
+        "logits": images.feature_map_grid(rng.random(4), title="logits", class_names=CLASSES),
+        "attribution": attribution.attribution_figure(rng.normal(size=(2, 3)), np.zeros((1, 2, 3)), "s", "overlay"),
+        "occlusion": attribution.result_figure("occlusion", result, np.zeros((1, 2, 3)), "a", "Occlusion"),
+        "inversion": attribution.inversion_figure(rng.random((1, 3, 3)), rng.random((1, 3, 3)), "inv"),
+    }
+
+
+@pytest.mark.parametrize("name", list(every_figure()))
+def test_chart_text_is_at_least_14px(name):
+    figure = every_figure()[name]
+    layout = figure.to_plotly_json()["layout"]
+    assert layout["font"]["size"] >= 14
+    if layout.get("title", {}).get("text"):
+        assert layout["title"]["font"]["size"] >= 16
+    sizes = font_sizes(figure.to_plotly_json())
+    assert sizes and min(sizes) >= 14
+
+
+def test_a_swapped_theme_reaches_the_builders():
+    projector = theme.Theme(ACCENT="#000000", FONT_SIZE=20, CORRECT_COLOURS={"correct": "#111111", "wrong": "#222222"})
+    try:
+        theme.use(projector)
+        figure = images.top_k_figure([("a", 0.9), ("b", 0.1)], "a")
+        assert figure.data[0].marker.color[-1] == "#000000" and figure.layout.font.size == 20
+        coords, labels, predicted = scatter_data()
+        wrong = point_traces(scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct"))[-1]
+        assert wrong.marker.color == "#222222"
+    finally:
+        theme.use(theme.LIGHT)
+    assert theme.ACCENT == theme.LIGHT.ACCENT and theme.FONT_SIZE == 14

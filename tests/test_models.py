@@ -121,8 +121,75 @@ def test_read_state_dict_rejects_random_bytes(tmp_path):
 def test_read_state_dict_refuses_pickled_python_objects(tmp_path):
     path = tmp_path / "object.pt"
     torch.save({"weight": torch.ones(2), "payload": NotATensor()}, path)
-    with pytest.raises(models.ModelError, match="weights-only"):
+    with pytest.raises(models.ModelError, match="Python objects .*NotATensor") as raised:
         models.read_state_dict(path)
+    assert_no_unsafe_advice(raised.value)
+
+
+def assert_no_unsafe_advice(error: BaseException) -> None:
+    """torch's message advises weights_only=False (running code from the file): never pass it on."""
+    message = str(error)
+    assert "weights_only" not in message and "False" not in message and "trust" not in message, message
+    assert len(message.splitlines()) == 1
+    assert error.__cause__ is None and error.__suppress_context__  # not in a printed traceback either
+
+
+@pytest.mark.parametrize("content", ["random", "truncated", "text"])
+def test_a_corrupt_checkpoint_says_why_without_torchs_unsafe_advice(tmp_path, content):
+    path = tmp_path / "broken.pt"
+    if content == "random":
+        path.write_bytes(torch.randint(0, 256, (500,), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+                         .numpy().tobytes())
+    elif content == "truncated":
+        torch.save({"weight": torch.ones(100)}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        path.write_text("this is not a checkpoint\n" * 20)
+    with pytest.raises(models.ModelError, match="broken.pt is not a usable checkpoint") as raised:
+        models.read_state_dict(path)
+    assert_no_unsafe_advice(raised.value)
+    if content == "truncated":
+        assert "truncated or damaged" in str(raised.value)
+
+
+def test_fresh_copy_of_the_built_in_model_is_the_same_architecture_newly_initialised(trained_model):
+    fresh = models.fresh_copy(trained_model, seed=0)
+    assert type(fresh) is type(trained_model) and fresh is not trained_model
+    assert fresh.state_dict().keys() == trained_model.state_dict().keys()
+    assert not torch.equal(fresh.conv1.weight, trained_model.conv1.weight)
+    torch.manual_seed(0)
+    torch.testing.assert_close(fresh.state_dict(), models.DigitsCNN().state_dict())  # the seed decides
+    state = torch.random.get_rng_state()
+    models.fresh_copy(trained_model, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is untouched
+    assert fresh.training == trained_model.training
+
+
+def test_fresh_copy_of_a_torchvision_model_keeps_its_classes_and_normalisation(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18-3.pt"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=3).state_dict(), path)
+    model = models.load("resnet18", checkpoint=str(path))
+    fresh = models.fresh_copy(model, seed=1)
+    assert isinstance(fresh, torchvision.models.ResNet) and fresh.fc.out_features == 3
+    assert not torch.equal(fresh.conv1.weight, model.conv1.weight)
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    torch.testing.assert_close(fresh.state_dict(), reference.state_dict())
+    image = torch.rand((1, 3, 32, 32), generator=torch.Generator().manual_seed(2))
+    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(image), reference((image - mean) / std))  # the pre-hook came along
+
+
+def test_fresh_copy_of_any_other_model_resets_its_parameters():
+    model = tiny_classifier(seed=3)
+    fresh = models.fresh_copy(model, seed=4)
+    assert not torch.equal(fresh[0].weight, model[0].weight)
+    torch.testing.assert_close(models.fresh_copy(model, seed=4).state_dict(), fresh.state_dict())
 
 
 def test_read_state_dict_rejects_a_dict_without_tensors(tmp_path):

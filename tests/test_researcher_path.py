@@ -8,10 +8,11 @@ import torchvision
 from PIL import Image
 
 from compute import attribution, data
-from dashboard import state
-from dashboard.callbacks import attribution as attribution_view
-from dashboard.callbacks import explore, features
+from compute.workspace import run
 from dashboard.config import AppConfig
+from dashboard.views import attribution as attribution_view
+from dashboard.views import details, explore
+from dashboard.views.context import Meta, ViewContext
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +38,33 @@ def test_photos_load_lazily_at_224_pixels(photo_config):
     assert 0.0 <= float(dataset.images[0].min()) and float(dataset.images[0].max()) <= 1.0
 
 
-def test_validation_accepts_the_matching_checkpoint(photo_config):
-    state.validate(photo_config)
-    assert "layer3" in state.layer_names(photo_config)
-    assert state.default_layer(AppConfig(model="resnet18", checkpoint=photo_config.checkpoint,
-                                         data=photo_config.data)) == "avgpool"
+def describe(config: AppConfig) -> dict:
+    return run(config.source(), "describe", {})
+
+
+def test_the_description_accepts_the_matching_checkpoint(photo_config):
+    description = describe(photo_config)
+    assert "layer3" in description["layers"] and description["default_layer"] == "layer3"
+    unset = AppConfig(model="resnet18", checkpoint=photo_config.checkpoint, data=photo_config.data)
+    assert describe(unset)["default_layer"] == "avgpool"
 
 
 def test_scatter_details_and_attributions_work_on_photos(photo_config):
-    figure, status = explore.scatter_figure(photo_config, "layer3", "pca", "auto", "true", None)
+    context = ViewContext(photo_config, None, Meta.from_description(describe(photo_config)))
+    source = photo_config.source()
+    request = explore.scatter_request("layer3", "pca", "auto", "true", None)
+    figure, _status = explore.scatter_render(context)(run(source, request.job, request.params), request.context)
     assert "channel means" in figure.layout.title.text  # 256 x 14 x 14 maps are embedded from their means
-    title, _image, _top, maps, _sparsity = features.detail_panels(photo_config, 0, "layer3", "per-map")
+    request = details.details_request({"index": 0}, "layer3", "per-map")
+    *_, maps, _sparsity = details.details_render(context)(run(source, request.job, request.params), request.context)
     assert "the 64 most active of 256" in maps.layout.title.text
-    assert attribution.suggested_params("occlusion", (3, 224, 224))[ "box"] == 56
-    panels = attribution_view.attribution_panels(photo_config, 2, ["occlusion", "gradcam"], [], [], None, False,
-                                                 "overlay", 0.5, False)
+    assert attribution.suggested_params("occlusion", (3, 224, 224))["box"] == 56
+    request = attribution_view.attribution_request(context)({"index": 2}, ["occlusion", "gradcam"], [], None, [],
+                                                            "overlay", 0.5, 0, [])
+    result = run(source, request.job, request.params)
+    panels, _notes = attribution_view.attribution_render(context)(result, request.context)
     assert len(panels) == 2
-    occlusion_map = np.asarray(panels[0].children[0].figure.data[0].z)
-    assert occlusion_map.shape == (224, 224)
+    occlusion_drop = [t for t in panels[0].children[0].figure.data if t.type == "heatmap"][-1]
+    assert np.asarray(occlusion_drop.z).shape == (224, 224)
+    np.testing.assert_allclose(np.asarray(occlusion_drop.z, dtype=np.float32), result["maps"]["occlusion"]["map"],
+                               atol=1e-6)

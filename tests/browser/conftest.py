@@ -41,14 +41,15 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 90.0) -> Non
     raise TimeoutError(f"server at {url} did not answer within {timeout} s")
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+def start_server(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """``python -m dashboard`` on a free port, counting the models it builds (its /_featurescope/audit route)."""
     port = _free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full pipe blocks the server.
     log = open(Path(os.environ["FEATURESCOPE_CACHE_DIR"]) / f"server-{port}.log", "w+")
     process = subprocess.Popen(
         [sys.executable, "-m", "dashboard", "--port", str(port), *args],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "FEATURESCOPE_AUDIT": "1", **(env or {})},
     )
     process.log = log
     url = f"http://127.0.0.1:{port}/"

@@ -1,7 +1,12 @@
 """Attribution panels in headless Chromium: every method renders, and the target class changes the maps."""
 from __future__ import annotations
 
+import json
+import re
+
+import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 from compute import attribution
 from tests.browser.helpers import click_scatter_point, figure_signature, wait_for_detail, pick_option, wait_for_change, wait_for_scatter
@@ -13,6 +18,14 @@ PANEL = "[id*='attribution-graph'][id*='\"method\":\"{method}\"'][id*='\"variant
 
 def _panel(method: str) -> str:
     return PANEL.replace("{method}", method)
+
+
+def map_values(page, selector: str) -> list:
+    """The z values of the last heatmap in the panel (the attribution map itself, drawn over any image)."""
+    return page.evaluate(
+        """(sel) => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+            const maps = gd.data.filter(t => t.type === 'heatmap' && t.colorbar !== undefined && t.showscale !== false);
+            return maps[maps.length - 1].z; }""", selector)
 
 
 def test_every_method_renders_and_the_target_class_changes_the_maps(page, server_url):
@@ -27,17 +40,20 @@ def test_every_method_renders_and_the_target_class_changes_the_maps(page, server
         if not box.is_checked():
             box.check()
         page.wait_for_selector(_panel(method) + " .js-plotly-plot", timeout=60_000)
-    signatures = {}
+    signatures, maps = {}, {}
     for method in attribution.METHODS:
         signatures[method] = figure_signature(page, _panel(method))
+        maps[method] = map_values(page, _panel(method))
         assert f"class {clicked['name']} (true)" in signatures[method]
-    assert len(set(signatures.values())) == len(signatures)
+    # Each method draws its own numbers: no two methods' maps are equal.
+    assert len({json.dumps(values) for values in maps.values()}) == len(maps)
 
     other = "0" if clicked["name"] != "0" else "1"
     pick_option(page, "attribution-target", other)
     for method in attribution.METHODS:
         changed = wait_for_change(page, _panel(method), signatures[method])
         assert f"class {other} (chosen)" in changed
+        assert map_values(page, _panel(method)) != maps[method], f"{method}: the map did not change with the target"
 
 
 def test_sanity_check_shows_the_untrained_model_and_its_rank_correlation(page, server_url):
@@ -47,4 +63,8 @@ def test_sanity_check_shows_the_untrained_model_and_its_rank_correlation(page, s
     untrained = "[id*='attribution-graph'][id*='\"method\":\"saliency\"'][id*='\"variant\":\"untrained\"'] .js-plotly-plot"
     page.wait_for_selector(untrained, timeout=60_000)
     title = page.evaluate(f"() => document.querySelector(`{untrained}`).layout.title.text")
-    assert "rank correlation" in title
+    rho = float(re.search(r"rank correlation with trained ([+-][0-9.]+)", title).group(1))
+    trained_map = np.asarray(map_values(page, _panel("saliency")), dtype=float)
+    untrained_map = np.asarray(map_values(page, untrained.replace(" .js-plotly-plot", "")), dtype=float)
+    assert not np.allclose(trained_map, untrained_map)
+    assert rho == pytest.approx(spearmanr(trained_map.ravel(), untrained_map.ravel()).statistic, abs=0.006)

@@ -60,12 +60,12 @@ def test_a_shared_url_restores_the_view(page, server_url):
                            " return !!gd && ((gd.layout.title || {}).text || '').includes('pool3'); }", timeout=120_000)
     assert scatter_title(page).startswith("PCA")
     names = page.evaluate("() => document.querySelector('#scatter .js-plotly-plot').data.map(t => t.name)")
-    assert "correct" in names
+    assert any(name.startswith("correct (") for name in names) and any(name.startswith("wrong (") for name in names)
     assert "layer pool3" in figure_signature(page, "#feature-maps")
 
 
 def test_bad_input_in_the_page_gives_a_message_and_the_app_keeps_working(page, server_url):
-    page.goto(server_url + "?layer=pool3&embedding=pca&sample=3")
+    page.goto(server_url + "?layer=pool3&embedding=pca&sample=3&views=inversion")
     wait_for_detail(page, 3)
     page.wait_for_function("() => { const gd = document.querySelector('#inversion-figure .js-plotly-plot');"
                            " return !!gd && ((gd.layout.title || {}).text || '').includes('image #3'); }", timeout=60_000)

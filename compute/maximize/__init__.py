@@ -1,0 +1,27 @@
+"""Inputs that maximise a class, a channel or a neuron (activation maximisation), in Lucent's spirit.
+
+Small composable pieces: :mod:`.param` (how an image is parameterised), :mod:`.objectives` (what is maximised),
+:mod:`.transforms` (random transforms and regularizers), combined by the one loop in :mod:`.render`;
+:mod:`.quality` compares a result with the best image of the data set; :mod:`.jobs` registers the compute
+process's jobs ``maximize.run`` and ``maximize.layer``.
+
+    result = maximize(model, ("class", 3), steps=256, n=4, seed=0, image_shape=(1, 32, 32))
+    result.images        # (4, 1, 32, 32) in [0, 1]
+    result.history       # (256, 4) objective per step
+    layer = maximize_layer(model, "conv2", steps=128, image_shape=(1, 32, 32))   # one image per channel
+"""
+from compute.maximize.objectives import OBJECTIVES, describe
+from compute.maximize.param import PARAMETERIZATIONS, magnitude_spectrum
+from compute.maximize.quality import best_in_data, ratios
+from compute.maximize.render import (MaximizeResult, image_shape_of, layer_objective, maximize, maximize_layer,
+                                     resolve_settings)
+from compute.maximize.transforms import REGULARIZERS, TRANSFORMS, suggested_transforms
+from compute.maximize import jobs  # noqa: E402  (registers maximize.run and maximize.layer)
+from compute.maximize.jobs import RUN_PARAMS, preview  # noqa: E402
+
+__all__ = [
+    "OBJECTIVES", "PARAMETERIZATIONS", "REGULARIZERS", "RUN_PARAMS", "TRANSFORMS", "jobs", "preview",
+    "MaximizeResult", "best_in_data", "describe",
+    "image_shape_of", "layer_objective", "magnitude_spectrum", "maximize", "maximize_layer", "ratios",
+    "resolve_settings", "suggested_transforms",
+]

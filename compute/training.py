@@ -1,0 +1,187 @@
+"""Named training runs of the built-in digits CNN with other settings (epochs, learning rate, width, seed).
+
+A run keeps one checkpoint per epoch, epoch 0 (untrained) included, in
+``<cache>/checkpoints/digits-cnn/runs/<name>/`` next to its ``history.json`` (settings and per-epoch test
+accuracy). Its name is made from its settings, so asking for the same settings twice trains once. The default
+run is the built-in model's own training (``models.checkpoints("digits-cnn")``), listed as ``"default"``.
+
+    name = train_run(epochs=2, lr=3e-3, width=0.5, seed=1)      # -> "e2-lr0.003-w0.5-s1"
+    model = load_run(name, epoch=1)                             # DigitsCNN of width 0.5, eval mode
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from compute import models
+from compute.cache import cache_dir
+from compute.workspace import job
+
+Progress = Callable[[float, str], None]
+MODEL = "digits-cnn"
+DEFAULT_RUN = "default"
+# The built-in model's own training (``models.train_digits_cnn``'s defaults).
+DEFAULT_SETTINGS = {"epochs": models.MODELS[MODEL].epochs, "lr": 3e-3, "width": 1.0, "seed": 0}
+# What a run may ask for: enough to compare settings, small enough to train on a CPU in minutes.
+LIMITS = {"epochs": (1, 50), "lr": (1e-5, 1.0), "width": (0.125, 4.0), "seed": (0, 2**31 - 1)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: its name, settings and per-epoch test accuracy (epoch 0 = untrained first)."""
+
+    name: str
+    epochs: int
+    lr: float
+    width: float
+    seed: int
+    test_accuracy: tuple[float, ...]
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.test_accuracy[-1]
+
+    @property
+    def settings(self) -> dict:
+        return {"epochs": self.epochs, "lr": self.lr, "width": self.width, "seed": self.seed}
+
+
+def runs_dir() -> Path:
+    return cache_dir() / "checkpoints" / MODEL / "runs"
+
+
+def check_settings(epochs: int, lr: float, width: float, seed: int) -> dict:
+    """The settings as plain numbers; ValueError naming the allowed range of the first one out of range."""
+    settings = {"epochs": int(epochs), "lr": float(lr), "width": float(width), "seed": int(seed)}
+    for key, value in settings.items():
+        low, high = LIMITS[key]
+        if not low <= value <= high:
+            raise ValueError(f"{key} must be between {low:g} and {high:g}, not {value:g}")
+    return settings
+
+
+def run_name(epochs: int, lr: float, width: float, seed: int) -> str:
+    """The name of the run with these settings: ``"default"`` for the built-in model's, else e.g. ``e2-lr0.003-w0.5-s1``."""
+    settings = check_settings(epochs, lr, width, seed)
+    if settings == DEFAULT_SETTINGS:
+        return DEFAULT_RUN
+    return f"e{settings['epochs']}-lr{settings['lr']:g}-w{settings['width']:g}-s{settings['seed']}"
+
+
+def _read_history(directory: Path) -> dict | None:
+    try:
+        history = json.loads((directory / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return history if history.get("complete") else None
+
+
+def _run_from_history(name: str, history: dict) -> Run:
+    settings = {**DEFAULT_SETTINGS, **history.get("settings", {})}
+    return Run(name, int(settings["epochs"]), float(settings["lr"]), float(settings["width"]), int(settings["seed"]),
+               tuple(float(row["test_accuracy"]) for row in history["epochs"]))
+
+
+def runs() -> list[Run]:
+    """Every completed run, the default one first (once the built-in model is trained), then by name."""
+    found = []
+    default_history = _read_history(cache_dir() / "checkpoints" / MODEL)
+    if default_history is not None:
+        found.append(_run_from_history(DEFAULT_RUN, default_history))
+    if runs_dir().is_dir():
+        for directory in sorted(p for p in runs_dir().iterdir() if p.is_dir()):
+            history = _read_history(directory)
+            if history is not None:
+                found.append(_run_from_history(directory.name, history))
+    return found
+
+
+def run_checkpoints(name: str | None = None, progress: Progress | None = None) -> list[models.Checkpoint]:
+    """The per-epoch checkpoints of run ``name`` (None or "default": the built-in model, trained on first use)."""
+    if name in (None, DEFAULT_RUN):
+        return models.ensure_trained(MODEL, progress)
+    directory = runs_dir() / name
+    if "/" in name or name.startswith(".") or (history := _read_history(directory)) is None:
+        known = ", ".join(run.name for run in runs()) or "none yet"
+        raise ValueError(f"no completed training run {name!r}; runs: {known}")
+    return [models.Checkpoint(row["epoch"], directory / f"epoch_{row['epoch']:03d}.pt", row.get("test_accuracy"))
+            for row in history["epochs"]]
+
+
+def model_from_checkpoint(checkpoint: models.Checkpoint | str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A :class:`DigitsCNN` of the width its weights were saved with, loaded from ``checkpoint``, in eval mode."""
+    path = Path(checkpoint.path if isinstance(checkpoint, models.Checkpoint) else checkpoint)
+    state = models.read_state_dict(path)
+    if "conv1.weight" not in state:
+        raise models.ModelError(f"{path.name} is not a checkpoint of the digits CNN")
+    # The first conv's channel count fixes the width (16 channels at width 1).
+    width = int(state["conv1.weight"].shape[0]) / 16
+    model = models.DigitsCNN(int(state["logits.weight"].shape[0]), width=width)
+    models.load_state(model, state, path.name)
+    return model.to(device).eval()
+
+
+def load_run(name: str | None = None, epoch: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model of run ``name`` at ``epoch`` (None = the last), in eval mode on ``device``."""
+    found = run_checkpoints(name)
+    chosen = found[-1] if epoch is None else next((c for c in found if c.epoch == epoch), None)
+    if chosen is None:
+        raise models.ModelError(f"run {name or DEFAULT_RUN} has no checkpoint for epoch {epoch}; epochs 0..{found[-1].epoch}")
+    return model_from_checkpoint(chosen, device)
+
+
+def train_run(epochs: int = 10, lr: float = 3e-3, width: float = 1.0, seed: int = 0, progress: Progress | None = None,
+              device: str | torch.device = "cpu") -> str:
+    """Train the digits CNN with these settings as a named run (once: a completed run is reused); returns its name.
+
+    Training goes to a temporary folder renamed when complete, so a cancelled or failed run leaves nothing behind
+    that :func:`runs` would list.
+    """
+    name = run_name(epochs, lr, width, seed)
+    if name == DEFAULT_RUN:
+        models.ensure_trained(MODEL, progress)
+        return name
+    directory = runs_dir() / name
+    if _read_history(directory) is not None:
+        return name
+    from filelock import FileLock  # installed with torch
+
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    # Two requests for the same run (two tabs) train it once; the lock dies with its process.
+    with FileLock(str(runs_dir() / f".{name}.lock")):
+        if _read_history(directory) is not None:
+            return name
+        partial = runs_dir() / f".{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            settings = check_settings(epochs, lr, width, seed)
+            models.train_digits_cnn(settings["epochs"], seed=settings["seed"], progress=progress, lr=settings["lr"],
+                                    width=settings["width"], directory=partial, device=device)
+            shutil.rmtree(directory, ignore_errors=True)
+            partial.rename(directory)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return name
+
+
+# ------------------------------------------------------------------------------------------ jobs (family: evolution)
+
+@job("evolution.train")
+def train_job(workspace, progress, epochs: int = 10, lr: float = 3e-3, width: float = 1.0, seed: int = 0) -> dict:
+    """Train the digits CNN with these settings as a named run (reused when it exists): {"run", "settings",
+    "test_accuracy": per epoch}."""
+    name = train_run(epochs, lr, width, seed, progress=progress, device=workspace.device)
+    found = next(r for r in runs() if r.name == name)
+    return {"run": name, "settings": found.settings, "test_accuracy": list(found.test_accuracy)}
+
+
+@job("evolution.runs")
+def runs_job(workspace, progress) -> dict:
+    """The completed training runs: {"runs": [{"name", "settings", "test_accuracy"}, ...]}, the default first."""
+    return {"runs": [{"name": r.name, "settings": r.settings, "test_accuracy": list(r.test_accuracy)}
+                     for r in runs()]}

@@ -1,0 +1,9 @@
+"""The views table: one unit per view (its layout, its ids, its callbacks), in page order.
+
+Each view module has ``NAME``, ``TITLE``, ``OPENABLE`` (shown in the view switcher and run only while open),
+``layout(context)`` and ``register(app, context)``; adding a view is one module and one line here.
+"""
+from dashboard.views import attribution, details, explore, inversion
+
+VIEWS = (explore, details, attribution, inversion)
+from dashboard.views import maximize; VIEWS += (maximize,)  # noqa: E402,E702

@@ -1,0 +1,72 @@
+"""What every view gets: the start-up config, the compute service, the model's description; the page-wide ids.
+
+The page-wide state is small keys in the browser (the session id, the selected sample, the open views, the URL);
+arrays stay in the compute process and the service's result store.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from components import controls
+from compute.workspace import USER_ERRORS
+from dashboard.config import AppConfig
+from dashboard.service import ComputeProcessDied, ComputeService
+
+log = logging.getLogger("featurescope")
+
+URL = "url"
+SESSION = "session"
+SELECTION = "selection"
+OPEN_VIEWS = "open-views"
+STATUS = "status-line"
+
+# Errors whose message is meant for the user (a wrong layer, a bad channel): shown as they are, without "retry".
+ERRORS_FOR_USERS = USER_ERRORS
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The model and data as the compute process described them at start-up (``describe`` job)."""
+
+    model: str
+    data: str
+    classes: list[str]
+    count: int
+    test_count: int
+    image_shape: list[int]
+    layers: list[str]
+    layer_shapes: dict[str, list[int]]
+    conv_layers: list[str]
+    default_layer: str
+    device: str
+    skipped: list[str]
+
+    @classmethod
+    def from_description(cls, description: dict[str, Any]) -> "Meta":
+        return cls(**{name: description[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    config: AppConfig
+    service: ComputeService
+    meta: Meta
+
+
+def error_message(error: BaseException):
+    """A readable message for the page: the text of a user error, or a short note for a bug (logged in full)."""
+    if isinstance(error, ComputeProcessDied):
+        return controls.message(f"{str(error)[:1].upper()}{str(error)[1:]}. Press retry to compute it again.")
+    if isinstance(error, ERRORS_FOR_USERS):
+        return controls.message(str(error).strip("'\""))
+    log.error("unexpected error in a panel", exc_info=error)
+    return controls.message(f"Something went wrong ({type(error).__name__}: {error}). The server log has details.")
+
+
+def selected_index(selection) -> int | None:
+    """The sample index held by the selection store, or None."""
+    if isinstance(selection, dict) and isinstance(selection.get("index"), int):
+        return selection["index"]
+    return None

@@ -1,0 +1,159 @@
+"""The centre view: the embedding scatter of a layer, the click that selects a sample, and the shareable URL."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from components import controls, scatter, theme
+from compute import embedding
+from dashboard.views.context import OPEN_VIEWS, SELECTION, STATUS, URL, ViewContext, selected_index
+from dashboard.views.panel import BackgroundPanel, Request
+
+NAME = "explore"
+TITLE = "Feature distribution"
+OPENABLE = False
+
+LAYER = "layer"
+EMBEDDING = "embedding-method"
+FEATURES = "feature-mode"
+COLOR_BY = "color-by"
+SCATTER = "scatter"
+URL_KEYS = ("layer", "embedding", "features", "color", "sample", "views")
+
+# Moves the selection ring in the browser: no server round trip, and the figure's points stay where they are.
+HIGHLIGHT_SELECTION = """
+function(selection, figure) {
+    if (!figure || !figure.data) { return window.dash_clientside.no_update; }
+    const index = selection && Number.isInteger(selection.index) ? selection.index : null;
+    let ring = {x: [], y: [], customdata: []};
+    for (const trace of figure.data) {
+        if (trace.name === 'selected' || !trace.customdata || index === null) { continue; }
+        const k = trace.customdata.findIndex(row => Number(row[0]) === index);
+        if (k >= 0) { ring = {x: [trace.x[k]], y: [trace.y[k]], customdata: [trace.customdata[k]]}; break; }
+    }
+    const data = figure.data.map(trace => trace.name === 'selected' ? Object.assign({}, trace, ring) : trace);
+    return Object.assign({}, figure, {data: data});
+}
+"""
+
+panel = BackgroundPanel(
+    "scatter",
+    outputs=[Output(SCATTER, "figure"), Output(STATUS, "children")],
+    inputs=[Input(LAYER, "value"), Input(EMBEDDING, "value"), Input(FEATURES, "value"), Input(COLOR_BY, "value")],
+    states=[State(SELECTION, "data")],
+)
+
+
+def toolbar(context: ViewContext) -> html.Div:
+    meta = context.meta
+    return html.Div([
+        controls.labelled("Layer", dcc.Dropdown(id=LAYER, options=list(meta.layers), value=meta.default_layer,
+                                                clearable=False), "any named layer of the model (one name per call)"),
+        controls.labelled("Embedding", dcc.RadioItems(
+            id=EMBEDDING, value=context.config.embedding, inline=True,
+            options=[{"label": m.label, "value": name, "title": m.description} for name, m in embedding.EMBEDDERS.items()],
+        )),
+        controls.labelled("Features", dcc.RadioItems(
+            id=FEATURES, value="auto", inline=True,
+            options=[{"label": "auto", "value": "auto"}, {"label": "flattened", "value": "flat"},
+                     {"label": "channel means", "value": "pooled"}],
+        ), "conv maps flattened, or averaged over space; auto averages very large maps"),
+        controls.labelled("Colour by", dcc.RadioItems(
+            id=COLOR_BY, value="true", inline=True,
+            options=[{"label": label, "value": value} for value, label in scatter.COLOUR_MODES.items()],
+        )),
+    ], className="toolbar")
+
+
+def layout(context: ViewContext) -> html.Section:
+    return controls.card(
+        TITLE,
+        html.P("Each point is one image, placed by its activations at the chosen layer. Click a point to inspect it.",
+               className="hint"),
+        panel.status(),
+        dcc.Graph(id=SCATTER, figure=scatter.empty_figure("preparing the embedding ..."),
+                  config=theme.graph_config("featurescope-embedding"), className="scatter-graph"),
+        class_name="explore",
+    )
+
+
+def scatter_request(layer, method, features, color_by, selection) -> Request:
+    return Request("explore.scatter", {"layer": layer, "method": method, "features": features},
+                   {"color_by": color_by, "selected": selected_index(selection), "layer": layer, "method": method})
+
+
+def scatter_render(context: ViewContext):
+    classes = context.meta.classes
+
+    def render(result: dict, shown: dict) -> tuple:
+        title = scatter.scatter_title(embedding.EMBEDDERS[shown["method"]].label, shown["layer"], result["mode"],
+                                      result["values_per_image"], len(result["labels"]))
+        figure = scatter.embedding_scatter(result["coords"], result["labels"], result["predicted"], classes,
+                                           shown["color_by"], shown["selected"], title=title,
+                                           revision=f"{shown['layer']}|{shown['method']}|{result['mode']}")
+        return figure, f"test accuracy {result['accuracy']:.1%}"
+
+    return render
+
+
+def _query(search: str | None) -> dict[str, str]:
+    values = parse_qs((search or "").lstrip("?"))
+    return {key: values[key][0] for key in URL_KEYS if key in values}
+
+
+def register(app, context: ViewContext) -> None:
+    panel.register(app, context, scatter_request, scatter_render(context))
+
+    @app.callback(Output(SELECTION, "data"), Input(SCATTER, "clickData"), prevent_initial_call=True)
+    def select_clicked_point(click):
+        try:
+            return {"index": int(click["points"][0]["customdata"][0])}
+        except (TypeError, KeyError, IndexError, ValueError):
+            return no_update
+
+    app.clientside_callback(
+        HIGHLIGHT_SELECTION,
+        Output(SCATTER, "figure", allow_duplicate=True),
+        Input(SELECTION, "data"),
+        State(SCATTER, "figure"),
+        prevent_initial_call=True,
+    )
+
+    url_controls = [(LAYER, "layer"), (EMBEDDING, "embedding"), (FEATURES, "features"), (COLOR_BY, "color")]
+    meta = context.meta
+    allowed = {"layer": set(meta.layers), "embedding": set(embedding.EMBEDDERS),
+               "features": {"auto", "flat", "pooled"}, "color": set(scatter.COLOUR_MODES)}
+
+    @app.callback(
+        Output(URL, "search"),
+        *[Output(component, "value") for component, _ in url_controls],
+        Output(SELECTION, "data", allow_duplicate=True),
+        Output(OPEN_VIEWS, "value"),
+        Input(URL, "search"),
+        *[Input(component, "value") for component, _ in url_controls],
+        Input(SELECTION, "data"),
+        Input(OPEN_VIEWS, "value"),
+        State(OPEN_VIEWS, "options"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def sync_url(search, layer, method, features, color_by, selection, open_views, view_options):
+        """The URL mirrors the view (layer, method, features, colour, sample, open views), so it can be shared."""
+        unchanged = [no_update] * (len(url_controls) + 2)
+        # On page load every input fires at once; the URL then wins, so a shared link restores its view.
+        if ctx.triggered_id is None or f"{URL}.search" in ctx.triggered_prop_ids:
+            query = _query(search)
+            if not query:
+                return no_update, *unchanged
+            values = [query[key] if query.get(key) in allowed[key] else no_update for _, key in url_controls]
+            sample = query.get("sample", "")
+            chosen = {"index": int(sample)} if sample.isdigit() and int(sample) < meta.count else no_update
+            known = {option["value"] for option in view_options or []}
+            views = [v for v in query["views"].split(",") if v in known] if "views" in query else no_update
+            return no_update, *values, chosen, views
+        current = dict(zip((key for _, key in url_controls), (layer, method, features, color_by)))
+        index = selected_index(selection)
+        if index is not None:
+            current["sample"] = index
+        current["views"] = ",".join(open_views or [])
+        return "?" + urlencode(current), *unchanged

@@ -1,0 +1,127 @@
+"""The web server runs no model; a class opens the page at once; the compute process may die; a lab's cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from tests.browser.conftest import ROOT, _free_port, start_server, stop_server
+from tests.browser.helpers import click_scatter_point, wait_for_detail, wait_for_scatter
+
+pytestmark = pytest.mark.browser
+
+ATTRIBUTION_DRAWN = """(index) => { const panels = document.querySelectorAll("[id*='attribution-graph'] .js-plotly-plot");
+    return panels.length >= 3 && [...panels].every(gd => ((gd.layout.title || {}).text || '').includes('image #' + index)); }"""
+
+
+def audit(url: str) -> dict:
+    with urllib.request.urlopen(url + "_featurescope/audit", timeout=10) as response:
+        return json.load(response)
+
+
+def test_the_server_loads_no_model_and_never_touches_cuda(page, server_url):
+    """The whole click journey (scatter, details, attribution, inversion), then a look inside the server process."""
+    page.goto(server_url + "?views=attribution,inversion")
+    wait_for_scatter(page)
+    clicked = click_scatter_point(page, rank=4)
+    wait_for_detail(page, clicked["index"])
+    page.wait_for_function(ATTRIBUTION_DRAWN, arg=clicked["index"], timeout=60_000)
+    page.wait_for_function("(i) => ((document.querySelector('#inversion-figure .js-plotly-plot').layout.title || {})"
+                           ".text || '').includes('image #' + i)", arg=clicked["index"], timeout=60_000)
+    facts = audit(server_url)
+    assert facts["modules_built"] == 0, "the web server built an nn.Module"
+    assert facts["cuda_initialized"] is False
+    assert facts["workers"] and all(pid != facts["pid"] for pid in facts["workers"])
+    assert not page.errors
+
+
+def test_eight_sessions_at_once_each_get_their_own_figures(browser, server_url):
+    sessions = 8
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(sessions)]
+    pages = [context.new_page() for context in contexts]
+    errors: list[str] = []
+    for page in pages:
+        page.on("pageerror", lambda error: errors.append(str(error)))
+    for page in pages:  # all opened together; each then waits for its own scatter
+        page.goto(server_url, wait_until="commit")
+    for page in pages:
+        wait_for_scatter(page)
+    clicked, started = [], []
+    for rank, page in enumerate(pages):
+        started.append(time.perf_counter())
+        clicked.append(click_scatter_point(page, rank=rank))
+    took = []
+    for page, point, start in zip(pages, clicked, started):
+        wait_for_detail(page, point["index"], timeout=60_000)
+        page.wait_for_function(ATTRIBUTION_DRAWN, arg=point["index"], timeout=60_000)
+        took.append(time.perf_counter() - start)
+    assert len({point["index"] for point in clicked}) == sessions
+    for context in contexts:
+        context.close()
+    assert not errors
+    took.sort()
+    p95 = took[min(len(took) - 1, round(0.95 * (len(took) - 1)))]
+    assert p95 < 10.0, f"click to figures took {took}"
+
+
+def test_a_killed_compute_process_shows_retry_and_the_retry_succeeds(page, server_url):
+    page.goto(server_url + "?layer=conv3&embedding=tsne&features=flat")
+    page.wait_for_function("() => { const b = document.querySelector('#scatter-progress-block');"
+                           " return b && b.style.display !== 'none'; }", timeout=60_000)
+    (worker,) = audit(server_url)["workers"]
+    os.kill(worker, signal.SIGKILL)
+    page.wait_for_function("() => document.querySelector('#scatter-message').innerText.includes('compute process')",
+                           timeout=60_000)
+    page.wait_for_selector("#scatter-retry", state="visible")
+    page.click("#scatter-retry")
+    page.wait_for_function("() => ((document.querySelector('#scatter .js-plotly-plot').layout.title || {}).text || '')"
+                           ".includes('conv3')", timeout=180_000)
+    assert audit(server_url)["workers"] != [worker]
+    assert not page.errors
+
+
+@pytest.fixture
+def lab_cluster(tmp_path):
+    """A Dask scheduler and one worker started by hand, as a lab would start them on its GPU machines."""
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(_free_port()), "--dashboard-address", "127.0.0.1:0",
+                                  "--scheduler-file", str(scheduler_file)], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not scheduler_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "4",
+                               "--nworkers", "1", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield address
+    for process in (worker, scheduler):
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_the_app_works_on_a_separately_started_cluster(page, lab_cluster, trained_model):
+    process, url = start_server("--cluster", lab_cluster, "--embedding", "pca")
+    try:
+        page.goto(url)
+        wait_for_scatter(page)
+        clicked = click_scatter_point(page, rank=0)
+        wait_for_detail(page, clicked["index"])
+        page.wait_for_function(ATTRIBUTION_DRAWN, arg=clicked["index"], timeout=60_000)
+        facts = audit(url)
+        assert facts["modules_built"] == 0 and facts["workers"]
+        assert not page.errors
+    finally:
+        stop_server(process)

@@ -1,0 +1,112 @@
+"""The compute process behind the web server: shared jobs, cancellation, a dying process, progress and hand-over.
+
+These run a real local cluster: one spawned worker process, as the app starts it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from compute.workspace import Source
+from dashboard.service import ComputeProcessDied, ComputeService, job_key
+
+
+@pytest.fixture(scope="module")
+def service(cache_root):
+    started = ComputeService.start(Source())
+    yield started
+    started.close()
+
+
+def worker_pid(service) -> int:
+    (facts,) = service.worker_facts().values()
+    return facts["pid"]
+
+
+def steps_done(service, tag: str) -> int:
+    return service.run("diagnostics.steps_done", {"tag": tag, "nonce": uuid.uuid4().hex}, timeout=30)["steps"]
+
+
+def test_the_job_runs_in_another_process_that_has_not_touched_cuda(service):
+    result = service.run("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 2}, timeout=60)
+    assert result["pid"] != os.getpid() and result["pid"] == worker_pid(service)
+    (facts,) = service.worker_facts().values()
+    assert facts["cuda_initialized"] is False or facts["cuda_available"]
+
+
+def test_identical_requests_share_one_computation_and_both_get_the_result(service):
+    params = {"tag": uuid.uuid4().hex, "steps": 5, "step_s": 0.05}
+    first = service.submit("diagnostics.count", params, holder=("session-a", "panel"))
+    second = service.submit("diagnostics.count", params, holder=("session-b", "panel"))
+    assert first == second == job_key(service.source, "diagnostics.count", params)
+    a, b = service.wait(first, 30), service.wait(second, 30)
+    assert a.state == b.state == "done"
+    assert a.result == b.result and a.result["steps"] == 5
+    # One computation: the job started once (one start time for both).
+    assert a.result["started"] == b.result["started"]
+
+
+def test_a_superseded_job_stops_early(service):
+    tag = uuid.uuid4().hex
+    slow = service.submit("diagnostics.count", {"tag": tag, "steps": 400, "step_s": 0.02}, holder=("s", "panel"))
+    deadline = time.time() + 30
+    while service.status(slow).fraction < 0.05 and time.time() < deadline:
+        time.sleep(0.05)
+    assert service.status(slow).state == "running"
+    service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 1}, holder=("s", "panel"))
+    assert service.status(slow).state == "cancelled"
+    time.sleep(1.0)  # the cancel reaches the worker within a progress report or two
+    stopped_at = steps_done(service, tag)
+    time.sleep(0.6)
+    assert steps_done(service, tag) == stopped_at < 400 * 0.5
+
+
+def test_a_job_shared_with_another_session_is_not_cancelled_by_one_of_them(service):
+    params = {"tag": uuid.uuid4().hex, "steps": 20, "step_s": 0.02}
+    key = service.submit("diagnostics.count", params, holder=("one", "panel"))
+    service.submit("diagnostics.count", params, holder=("two", "panel"))
+    service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 1}, holder=("one", "panel"))
+    status = service.wait(key, 30)
+    assert status.state == "done" and status.result["steps"] == 20
+
+
+def test_progress_advances_and_never_runs_backwards(service):
+    key = service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 30, "step_s": 0.03})
+    seen = []
+    while (status := service.status(key)).state == "running":
+        seen.append(status.fraction)
+        time.sleep(0.02)
+    assert status.state == "done"
+    assert seen == sorted(seen) and max(seen) > 0.3
+
+
+def test_a_dying_compute_process_is_reported_and_a_retry_succeeds(service):
+    pid = worker_pid(service)
+    params = {"tag": uuid.uuid4().hex, "steps": 200, "step_s": 0.05}
+    key = service.submit("diagnostics.count", params, holder=("s", "kill"))
+    deadline = time.time() + 30
+    while service.status(key).fraction <= 0 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    status = service.wait(key, 60)
+    assert status.state == "error" and isinstance(status.error, ComputeProcessDied)
+    assert "compute process stopped" in str(status.error)
+    retried = service.submit("diagnostics.count", {**params, "steps": 3}, holder=("s", "kill"), retry=True)
+    assert service.wait(retried, 120).state == "done"
+    assert worker_pid(service) != pid
+
+
+def test_handover_to_the_compute_process_is_fast(service):
+    for _ in range(10):
+        service.run("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 1}, timeout=30)
+    times = sorted(service.handover_times())[-10:]
+    assert times and sorted(times)[len(times) // 2] < 0.1  # the bench measures it; this guards against a regression
+
+
+def test_a_user_error_comes_back_as_itself(service):
+    with pytest.raises(IndexError, match="out of range"):
+        service.run("details.panels", {"index": 10**6, "layer": "relu2"}, timeout=120)
