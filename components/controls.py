@@ -36,11 +36,12 @@ def param_control(spec: Any, control_id: dict, layer_options: list[str] | None =
     label = spec.label or spec.name
     initial = spec.default if value is None else value
     if spec.kind in ("int", "float"):
-        step = spec.step if spec.step is not None else (1 if spec.kind == "int" else 0.01)
-        control = dcc.Slider(
-            id=control_id, min=spec.low, max=spec.high, step=step, value=initial, marks=None,
-            updatemode="mouseup",
-        )
+        # A number box that applies on Enter (debounce). No browser-side min/max: an out-of-range number reaches the
+        # spec, which clamps it, and the panel says so instead of the box silently refusing it.
+        bounds = " – ".join(f"{bound:g}" for bound in (spec.low, spec.high) if bound is not None)
+        label = f"{label} ({bounds})" if bounds else label
+        control = dcc.Input(id=control_id, type="number", value=initial, debounce=True, step="any",
+                            className="number-input")
     elif spec.kind == "choice":
         control = dcc.Dropdown(id=control_id, options=[{"label": str(c), "value": c} for c in spec.choices],
                                value=initial, clearable=False)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from compute.cache import memoize
 from compute.device import model_device
 from compute.gradients import gradient_batch_size
-from compute.workspace import job, scaled
+from compute.workspace import job, scaled, variant
 
 Progress = Callable[[float, str], None]
 
@@ -274,6 +274,11 @@ def _summary(probabilities: torch.Tensor) -> dict:
             "top5": [(int(c), float(v)) for c, v in zip(classes, values)]}
 
 
+def _check_target(target: int | None, classes: int) -> None:
+    if target is not None and not 0 <= int(target) < classes:
+        raise ValueError(f"target class {target} does not exist: the model has classes 0 to {classes - 1}")
+
+
 def _panel(model, original: torch.Tensor, adversarial: torch.Tensor) -> dict:
     """The arrays and predictions of the slide's panel: original | perturbation | adversarial, (C, H, W) each."""
     before, after = predict(model, torch.stack([original, adversarial]))
@@ -282,13 +287,39 @@ def _panel(model, original: torch.Tensor, adversarial: torch.Tensor) -> dict:
             "linf": float((adversarial - original).abs().max()), "before": _summary(before), "after": _summary(after)}
 
 
+def attacked(model, original: torch.Tensor, label: int, method: str, epsilon: float, steps: int,
+             step_size: float, target: int | None, seed: int) -> torch.Tensor:
+    """One image (C, H, W) attacked with FGSM or PGD (``model`` already loaded; the caller holds the lock)."""
+    if method == "fgsm":
+        return fgsm(model, original[None], label, epsilon, target=target)[0].cpu()
+    return pgd(model, original[None], label, epsilon, steps, step_size, target=target, seed=seed)[0].cpu()
+
+
+@variant("adversarial")
+def adversarial_image(workspace, index: int, method: str = "fgsm", epsilon: float = 8 / 255, steps: int = 10,
+                      step_size: float | None = None, target: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Data-set image ``index`` attacked as ``adversarial.attack`` attacks it: the selection can name this image,
+    and every detail and attribution panel then opens for it."""
+    if method not in ("fgsm", "pgd"):
+        raise ValueError(f"unknown attack {method!r}; choose fgsm or pgd")
+    _check_target(target, len(workspace.dataset.classes))
+    original = workspace.image(index).float().cpu()
+    label = int(workspace.dataset.labels[int(index)])
+    step_size = madry_step_size(epsilon, steps) if step_size is None else float(step_size)
+    with workspace.lock:
+        return attacked(workspace.model(), original, label, method, epsilon, steps, step_size, target,
+                        seed)
+
+
 @job("adversarial.attack")
 def attack_job(workspace, progress, index: int, method: str = "fgsm", epsilon: float = 8 / 255, steps: int = 10,
                step_size: float | None = None, target: int | None = None, layer: str | None = None,
                embedding: str | None = None, mode: str = "auto", seed: int = 0) -> dict:
     """Attack data-set image ``index`` (FGSM or PGD) and place both images into the scatter of ``layer``.
 
-    ``points`` holds the scatter coordinates (x, y) of the original (its own point in the layout), of the
+    Returns ``original``, ``adversarial``, ``perturbation`` ((C, H, W) float32 arrays; perturbation = adversarial -
+    original), ``linf``, ``before`` / ``after`` (``predicted``, ``confidence``, ``top5`` [(class, probability)]),
+    ``fooled``, ``label`` and the attack's parameters. ``points`` holds the scatter coordinates (x, y) of the original (its own point in the layout), of the
     original placed like a new image, and of the adversarial image; None with ``placement_message`` saying why
     when there is no layer or embedding, or the embedding cannot place new points.
     """
@@ -297,16 +328,14 @@ def attack_job(workspace, progress, index: int, method: str = "fgsm", epsilon: f
     if method not in ("fgsm", "pgd"):
         raise ValueError(f"unknown attack {method!r}; choose fgsm or pgd")
     dataset = workspace.dataset
+    _check_target(target, len(dataset.classes))
     original = workspace.image(index).float().cpu()
     label = int(dataset.labels[int(index)])
     step_size = madry_step_size(epsilon, steps) if step_size is None else float(step_size)
     with workspace.lock:
         model = workspace.model(progress=scaled(progress, 0.0, 0.1))
         progress(0.1, f"{method.upper()} at epsilon {epsilon * 255:.3g}/255")
-        if method == "fgsm":
-            adversarial = fgsm(model, original[None], label, epsilon, target=target)[0].cpu()
-        else:
-            adversarial = pgd(model, original[None], label, epsilon, steps, step_size, target=target, seed=seed)[0].cpu()
+        adversarial = attacked(model, original, label, method, epsilon, steps, step_size, target, seed)
         result = {"index": int(index), "label": label, "method": method, "epsilon": float(epsilon),
                   "steps": int(steps) if method == "pgd" else 1, "step_size": step_size if method == "pgd" else epsilon,
                   "target": target, **_panel(model, original, adversarial)}
@@ -337,6 +366,7 @@ def attack_job(workspace, progress, index: int, method: str = "fgsm", epsilon: f
 def smallest_epsilon_job(workspace, progress, index: int, target: int | None = None, max_epsilon: float = 32 / 255,
                          tolerance: float = 0.25 / 255, steps: int = 20, seed: int = 0) -> dict:
     """The smallest PGD epsilon that flips image ``index`` and the image at it (the panel's arrays), or a message."""
+    _check_target(target, len(workspace.dataset.classes))
     original = workspace.image(index).float().cpu()
     label = int(workspace.dataset.labels[int(index)])
     with workspace.lock:
@@ -347,8 +377,10 @@ def smallest_epsilon_job(workspace, progress, index: int, target: int | None = N
         if epsilon is None:
             return {"index": int(index), "label": label, "target": target, "epsilon": None,
                     "message": f"{steps}-step PGD does not flip this image up to epsilon {max_epsilon * 255:.3g}/255"}
-        return {"index": int(index), "label": label, "target": target, "epsilon": float(epsilon),
-                "tolerance": float(tolerance), "message": None, **_panel(model, original, adversarial)}
+        result = {"index": int(index), "label": label, "target": target, "epsilon": float(epsilon),
+                  "tolerance": float(tolerance), "message": None, **_panel(model, original, adversarial)}
+    progress(1.0, f"flips at epsilon {epsilon * 255:.3g}/255")
+    return result
 
 
 @job("adversarial.robustness")

@@ -24,6 +24,9 @@ Progress = Callable[..., None]  # progress(fraction: float, text: str, partial: 
 JobFunction = Callable[..., dict]
 
 JOBS: dict[str, JobFunction] = {}
+# Images derived from a data-set image (an adversarial example, say): name -> fn(workspace, index, **params) -> (C, H, W).
+# A selection can name one ({"kind": name, **params}), and every panel then opens for it as for the image itself.
+VARIANTS: dict[str, Callable[..., torch.Tensor]] = {}
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -43,6 +46,16 @@ def job(name: str) -> Callable[[JobFunction], JobFunction]:
         if name in JOBS and JOBS[name] is not function:
             raise ValueError(f"job {name!r} is registered twice")
         JOBS[name] = function
+        return function
+
+    return register
+
+
+def variant(name: str) -> Callable:
+    """Register ``fn(workspace, index, **params) -> (C, H, W)`` as the image variant called ``name``."""
+
+    def register(function: Callable) -> Callable:
+        VARIANTS[name] = function
         return function
 
     return register
@@ -130,9 +143,18 @@ class Workspace:
                 return self._models["architecture"]
         return self.model()
 
-    def image(self, sample: Any) -> torch.Tensor:
-        """One image (C, H, W) of the data set by index (IndexError with a readable message when out of range)."""
-        return self.dataset.image(int(sample))
+    def image(self, index: Any, variant: dict | None = None) -> torch.Tensor:
+        """One image (C, H, W) of the data set by index (IndexError with a readable message when out of range), or
+        with ``variant`` ({"kind": name, **params}) that image transformed by a registered variant."""
+        if not variant:
+            return self.dataset.image(int(index))
+        import compute.jobs  # noqa: F401  (the families register their variants)
+
+        params = dict(variant)
+        kind = params.pop("kind", None)
+        if kind not in VARIANTS:
+            raise ValueError(f"unknown image variant {kind!r}; known: {', '.join(sorted(VARIANTS)) or 'none'}")
+        return VARIANTS[kind](self, int(index), **params)
 
 
 _workspaces: dict[Source, Workspace] = {}

@@ -17,7 +17,7 @@ from components import controls
 from dashboard.config import AppConfig
 from dashboard.service import ComputeService
 from dashboard.views import VIEWS
-from dashboard.views.context import OPEN_VIEWS, SELECTION, SESSION, STATUS, URL, Meta, ViewContext
+from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, SESSION, STATUS, URL, Meta, ViewContext
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 AUDIT_ENV = "FEATURESCOPE_AUDIT"
@@ -66,6 +66,7 @@ def _page(context: ViewContext):
             dcc.Location(id=URL, refresh=False),
             dcc.Store(id=SESSION, data=uuid.uuid4().hex),  # one per page load: the service's holder of its jobs
             dcc.Store(id=SELECTION, data=None),
+            dcc.Store(id=HIGHLIGHT, data=None),
             _header(context),
             html.Div([*VIEWS[0].toolbar(context).children, _view_switcher()], className="toolbar"),
             html.Main(sections, className="grid"),

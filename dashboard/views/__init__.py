@@ -7,3 +7,6 @@ from dashboard.views import attribution, details, explore, inversion
 
 VIEWS = (explore, details, attribution, inversion)
 from dashboard.views import maximize; VIEWS += (maximize,)  # noqa: E402,E702
+from dashboard.views import channels, weights; VIEWS += (weights, channels)  # noqa: E402,E702
+from dashboard.views import evolution; VIEWS += (evolution,)  # noqa: E402,E702
+from dashboard.views import adversarial; VIEWS += (adversarial,)  # noqa: E402,E702

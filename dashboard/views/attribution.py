@@ -6,7 +6,7 @@ from dash import Input, Output, State, dcc, html
 from components import attribution as figures
 from components import controls, theme
 from compute import attribution
-from dashboard.views.context import SELECTION, ViewContext, selected_index
+from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -81,9 +81,9 @@ def attribution_request(context: ViewContext):
             notes += clamped
         return Request(
             "attribution.maps",
-            {"index": index, "methods": params, "target": target, "use_predicted": bool(use_predicted),
+            {**sample_params(selection), "methods": params, "target": target, "use_predicted": bool(use_predicted),
              "sanity": bool(sanity_clicks and sanity_clicks % 2)},
-            {"index": index, "order": order, "display": display, "opacity": float(opacity if opacity is not None else 0.6),
+            {"index": index, "note": selection_note(selection), "order": order, "display": display, "opacity": float(opacity if opacity is not None else 0.6),
              "notes": notes},
         )
 
@@ -115,7 +115,7 @@ def attribution_render(context: ViewContext):
         panels = []
         for name in shown["order"]:
             label = attribution.METHODS[name].label
-            title = f"{label} · class {target_name} ({result['target_how']}) · image #{shown['index']}"
+            title = f"{label} · class {target_name} ({result['target_how']}) · image #{shown['index']}{shown.get('note', '')}"
             graphs = [dcc.Graph(
                 id={"type": "attribution-graph", "method": name, "variant": "trained"},
                 figure=method_figure(result["maps"][name], name, result["image"], title, shown, target_name),

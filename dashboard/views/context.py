@@ -21,6 +21,10 @@ SESSION = "session"
 SELECTION = "selection"
 OPEN_VIEWS = "open-views"
 STATUS = "status-line"
+# What another view marks in the scatter: {"label": str, "indices": [sample, ...] (rings on those points),
+# "points": [[x, y, text], ...] (new points such as an adversarial image, drawn as stars),
+# "lines": [[x0, y0, x1, y1], ...] (e.g. from an image to its adversarial twin)}; None clears it.
+HIGHLIGHT = "scatter-highlight"
 
 # Errors whose message is meant for the user (a wrong layer, a bad channel): shown as they are, without "retry".
 ERRORS_FOR_USERS = USER_ERRORS
@@ -66,7 +70,31 @@ def error_message(error: BaseException):
 
 
 def selected_index(selection) -> int | None:
-    """The sample index held by the selection store, or None."""
+    """The sample index held by the selection store, or None.
+
+    The store holds ``{"index": i}`` for a data-set image, plus ``"variant": {"kind": ..., **params}`` for an image
+    derived from it (an adversarial example): every panel then opens for that image.
+    """
     if isinstance(selection, dict) and isinstance(selection.get("index"), int):
         return selection["index"]
     return None
+
+
+def selected_variant(selection) -> dict | None:
+    """The variant the selection names (see :func:`selected_index`), or None for the data-set image itself."""
+    variant = selection.get("variant") if isinstance(selection, dict) else None
+    return variant if isinstance(variant, dict) and variant.get("kind") else None
+
+
+def sample_params(selection) -> dict:
+    """The job parameters naming the selected image: its index, and its variant when it is a derived image."""
+    variant = selected_variant(selection)
+    return {"index": selected_index(selection), **({"variant": variant} if variant else {})}
+
+
+def selection_note(selection) -> str:
+    """" (adversarial, FGSM 8/255)" for a derived image (the store's own "label", else the variant's kind); "" else."""
+    variant = selected_variant(selection)
+    if not variant:
+        return ""
+    return f" ({selection.get('label') or variant['kind']})"

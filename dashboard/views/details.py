@@ -6,7 +6,7 @@ from dash import Input, Output, dcc, html
 
 from components import controls, images, scatter, theme
 from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, selected_index
+from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
 from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "details"
@@ -79,7 +79,8 @@ def details_request(selection, layer, scale):
     index = selected_index(selection)
     if index is None:
         return None
-    return Request("details.panels", {"index": index, "layer": layer}, {"scale": scale, "layer": layer})
+    return Request("details.panels", {**sample_params(selection), "layer": layer},
+                   {"scale": scale, "layer": layer, "note": selection_note(selection)})
 
 
 def details_render(context: ViewContext):
@@ -92,7 +93,7 @@ def details_render(context: ViewContext):
         probabilities = np.asarray(result["probabilities"])
         predicted = int(probabilities.argmax())
         split = "test" if result["test_split"] else "training"
-        title = [html.B(f"#{index}"), f" · true class {classes[label]} · predicted {classes[predicted]} "
+        title = [html.B(f"#{index}{shown.get('note', '')}"), f" · true class {classes[label]} · predicted {classes[predicted]} "
                  f"({float(probabilities[predicted]):.1%}) · {split} split"]
         order = np.argsort(-probabilities)[:5]
         pairs = [(classes[k], float(probabilities[k])) for k in order]
@@ -103,7 +104,8 @@ def details_render(context: ViewContext):
             maps = images.unit_bars(output, classes, title=maps_title)
         else:
             maps = images.feature_map_grid(output, shown["scale"], title=maps_title)
-        return (title, images.image_figure(result["image"], f"image #{index} ({classes[label]})", IMAGE_HEIGHT),
+        return (title, images.image_figure(result["image"], f"image #{index}{shown.get('note', '')} ({classes[label]})",
+                                           IMAGE_HEIGHT),
                 images.top_k_figure(pairs, classes[label], TOPK_HEIGHT), maps, sparsity_text(result, is_logits))
 
     return render

@@ -7,7 +7,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from components import controls, scatter, theme
 from compute import embedding
-from dashboard.views.context import OPEN_VIEWS, SELECTION, STATUS, URL, ViewContext, selected_index
+from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, STATUS, URL, ViewContext, selected_index
 from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "explore"
@@ -34,6 +34,42 @@ function(selection, figure) {
     }
     const data = figure.data.map(trace => trace.name === 'selected' ? Object.assign({}, trace, ring) : trace);
     return Object.assign({}, figure, {data: data});
+}
+"""
+
+# Draws what another view marks (HIGHLIGHT) as two traces of its own, in the browser: rings on data points found by
+# their sample index, stars for new points, and lines between them. The figure's other traces are untouched.
+DRAW_HIGHLIGHT = """
+function(mark, figure) {
+    if (!figure || !figure.data) { return window.dash_clientside.no_update; }
+    const rings = {x: [], y: [], text: []}, stars = {x: [], y: [], text: []}, lines = {x: [], y: []};
+    if (mark) {
+        const wanted = new Set((mark.indices || []).map(Number));
+        for (const trace of figure.data) {
+            if (!trace.customdata || ['selected', 'highlight', 'highlight-new', 'highlight-lines'].includes(trace.name)) {
+                continue;
+            }
+            trace.customdata.forEach((row, k) => {
+                if (wanted.has(Number(row[0]))) { rings.x.push(trace.x[k]); rings.y.push(trace.y[k]);
+                                                  rings.text.push('#' + row[0]); }
+            });
+        }
+        for (const p of (mark.points || [])) { stars.x.push(p[0]); stars.y.push(p[1]); stars.text.push(p[2] || ''); }
+        for (const l of (mark.lines || [])) { lines.x.push(l[0], l[2], null); lines.y.push(l[1], l[3], null); }
+    }
+    const label = (mark && mark.label) || '';
+    const extra = [
+        {type: 'scattergl', mode: 'lines', name: 'highlight-lines', x: lines.x, y: lines.y, hoverinfo: 'skip',
+         showlegend: false, line: {color: '#111827', width: 2, dash: 'dot'}},
+        {type: 'scattergl', mode: 'markers', name: 'highlight', x: rings.x, y: rings.y, text: rings.text,
+         hovertemplate: '%{text}<extra>' + label + '</extra>', showlegend: rings.x.length > 0,
+         legendgroup: 'highlight', marker: {size: 15, color: 'rgba(0,0,0,0)', line: {width: 3, color: '#D55E00'}}},
+        {type: 'scattergl', mode: 'markers', name: 'highlight-new', x: stars.x, y: stars.y, text: stars.text,
+         hovertemplate: '%{text}<extra></extra>', showlegend: false,
+         marker: {size: 20, symbol: 'star', color: '#D55E00', line: {width: 1.5, color: '#111827'}}},
+    ];
+    const kept = figure.data.filter(t => !['highlight', 'highlight-new', 'highlight-lines'].includes(t.name));
+    return Object.assign({}, figure, {data: kept.concat(extra)});
 }
 """
 
@@ -111,6 +147,14 @@ def register(app, context: ViewContext) -> None:
             return {"index": int(click["points"][0]["customdata"][0])}
         except (TypeError, KeyError, IndexError, ValueError):
             return no_update
+
+    app.clientside_callback(
+        DRAW_HIGHLIGHT,
+        Output(SCATTER, "figure", allow_duplicate=True),
+        Input(HIGHLIGHT, "data"),
+        State(SCATTER, "figure"),
+        prevent_initial_call=True,
+    )
 
     app.clientside_callback(
         HIGHLIGHT_SELECTION,

@@ -7,7 +7,7 @@ from components import attribution as figures
 from components import controls, scatter, theme
 from compute import attribution
 from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, selected_index
+from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "inversion"
@@ -60,14 +60,14 @@ def inversion_request(selection, method, layer, channel, explore_layer):
         return Message(f"Channel {channel} is negative: channels are numbered from 0.", "error")
     layer = layer or explore_layer
     return Request("inversion.reconstruct",
-                   {"index": index, "layer": layer, "method": method,
+                   {**sample_params(selection), "layer": layer, "method": method,
                     "channel": None if channel in (None, "") else int(channel)},
-                   {"index": index, "layer": layer, "method": method})
+                   {"index": index, "layer": layer, "method": method, "note": selection_note(selection)})
 
 
 def inversion_render(result: dict, shown: dict) -> tuple:
     title = (f"{attribution.INVERSIONS[shown['method']]} · layer {shown['layer']}, {result['how']} "
-             f"{result['channel']} · image #{shown['index']}")
+             f"{result['channel']} · image #{shown['index']}{shown.get('note', '')}")
     figure = figures.inversion_figure(result["reconstruction"], result["image"], title)
     placeholder = f"most active: {result['channel']}" if result["how"] == "most active channel" else "most active"
     return figure, placeholder

@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
-from dash import ALL, Input, Output, State, dcc, html
+import numpy as np
+
+from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from components import controls, images, scatter, theme
 from components import maximize as figures
 from compute import maximize
 from compute.maximize import objectives as objective_table
 from compute.maximize.transforms import suggested_transforms
-from compute.params import Param
+from compute.params import Method, Param
 from dashboard.views.context import ViewContext
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
@@ -38,12 +40,13 @@ BLOCK = "maximize-block"  # pattern id {"type": BLOCK, "group": ..., "name": ...
 IMAGES = "maximize-images"
 CURVES = "maximize-curves"
 DETAILS = "maximize-details"
+NOTES = "maximize-notes"
 CLASSES_LAYER = "classes"  # maximize.layer's name for "one image per class"
 NO_COMBINATION = "none"
 IMAGES_HEIGHT = 280
 
-# The run's own controls from RUN_PARAMS (the parameterization is a radio built from its table).
-RUN_CONTROLS = {spec.name: spec for spec in maximize.RUN_PARAMS if spec.name != "parameterization"}
+# The run's own controls from RUN_PARAMS (the parameterization is a radio built from its table), as one "method".
+RUN_SETTINGS = "run"
 # The combinations (entries without parameters: sum, difference) join the objective with a second class.
 COMBINATIONS = [name for name, entry in maximize.OBJECTIVES.items() if not entry.params]
 SINGLE_KINDS = [name for name in maximize.OBJECTIVES if name not in COMBINATIONS]
@@ -61,22 +64,25 @@ class SuggestingPanel(MethodPanel):
         return {**super().starting_values(method, image_shape), **suggested}
 
 
-objectives_ids = MethodPanel("maximize-objective", maximize.OBJECTIVES, ("class",))  # ids only: the bounds are the model's
+# Ids only: the objective specs get this model's bounds in objective_panel.
+objectives_ids = MethodPanel("maximize-objective", maximize.OBJECTIVES, ("class",))
 parameterizations = MethodPanel("maximize-parameterization", maximize.PARAMETERIZATIONS, ("fourier",))
 transforms = SuggestingPanel("maximize-transforms", maximize.TRANSFORMS, tuple(maximize.TRANSFORMS),
                              suggest=lambda shape: suggested_transforms(*shape[1:]))
 regularizers = MethodPanel("maximize-regularizers", maximize.REGULARIZERS, ())
+run_settings = MethodPanel("maximize-settings", {RUN_SETTINGS: Method(None, "run", tuple(
+    spec for spec in maximize.RUN_PARAMS if spec.name != "parameterization"))}, (RUN_SETTINGS,))
 
 panel = BackgroundPanel(
     "maximize",
-    outputs=[Output(IMAGES, "figure"), Output(CURVES, "figure"), Output(DETAILS, "children")],
+    outputs=[Output(IMAGES, "figure"), Output(CURVES, "figure"), Output(DETAILS, "children"),
+             Output(NOTES, "children")],
     inputs=[Input(RUN, "n_clicks")],
     states=[State(MODE, "value"), State(KIND, "value"), State(COMBINE, "value"), State(SECOND, "value"),
             State(WHOLE_LAYER, "value"), State(PARAMETERIZATION, "value"),
             State(transforms.picker_id, "value"), State(regularizers.picker_id, "value"),
-            *[State(p.any_control, prop) for p in (objectives_ids, parameterizations, transforms, regularizers)
-              for prop in ("value", "id")],
-            *[State(f"maximize-{name}", "value") for name in RUN_CONTROLS]],
+            *[State(p.any_control, prop) for p in (objectives_ids, parameterizations, transforms, regularizers,
+                                                   run_settings) for prop in ("value", "id")]],
     view=NAME,
     idle_text="Choose an objective and press Run.",
 )
@@ -122,7 +128,8 @@ def _block(group: str, name: str, children, shown: bool) -> html.Div:
                     style=None if shown else {"display": "none"})
 
 
-def _param_blocks(method_panel: MethodPanel, group: str, chosen, image_shape, layer_options=None) -> list:
+def _param_blocks(method_panel: MethodPanel, group: str, chosen, image_shape, layer_options=None,
+                  titled: bool = False) -> list:
     """One block of controls per entry of the panel's table (hidden until the entry is chosen)."""
     blocks = []
     for name, entry in method_panel.registry.items():
@@ -130,51 +137,59 @@ def _param_blocks(method_panel: MethodPanel, group: str, chosen, image_shape, la
         options = layer_options(name) if callable(layer_options) else layer_options
         parts = [controls.param_control(spec, method_panel.control_id(name, spec.name), options, start[spec.name])
                  for spec in entry.params]
-        blocks.append(_block(group, name, [html.Span(entry.label, className="maximize-block-title",
-                                                     title=entry.description), *parts], name in chosen))
+        title = [html.Div(entry.label, className="maximize-block-title", title=entry.description)] if titled else []
+        blocks.append(_block(group, name, [*title, *parts], name in chosen))
     return blocks
+
+
+def _group(title: str, *children) -> html.Fieldset:
+    return html.Fieldset([html.Legend(title), *children], className="maximize-group")
 
 
 def layout(context: ViewContext) -> html.Section:
     meta = context.meta
     shape = tuple(meta.image_shape)
-    bounded = objective_panel(meta)
-    run_controls = {name: controls.param_control(spec, f"maximize-{name}") for name, spec in RUN_CONTROLS.items()}
+    run_controls = {spec.name: controls.param_control(spec, run_settings.control_id(RUN_SETTINGS, spec.name))
+                    for spec in run_settings.registry[RUN_SETTINGS].params}
     layer_options = [{"label": "every class (logits)", "value": CLASSES_LAYER}] + spatial_layers(meta)
+    objective = _group(
+        "What to maximize",
+        dcc.RadioItems(id=MODE, value="one", options=[
+            {"label": "one objective", "value": "one"}, {"label": "a whole layer at once", "value": "layer"}]),
+        _block("mode", "one", [
+            dcc.RadioItems(id=KIND, value="class", className="maximize-kinds", options=[
+                {"label": maximize.OBJECTIVES[k].label, "value": k} for k in SINGLE_KINDS]),
+            *_param_blocks(objective_panel(meta), "objective", ["class"], shape,
+                           lambda kind: spatial_layers(meta) if kind == "neuron" else meta.layers),
+            controls.labelled("Combine with a second class", dcc.RadioItems(
+                id=COMBINE, value=NO_COMBINATION, inline=True, options=[
+                    {"label": "no", "value": NO_COMBINATION},
+                    *[{"label": maximize.OBJECTIVES[k].label, "value": k} for k in COMBINATIONS]])),
+            _block("combine", "second", controls.param_control(
+                class_choice("second", "second class", meta.classes, meta.classes[-1]), SECOND), False),
+            run_controls["n"],
+        ], True),
+        _block("mode", "layer", controls.labelled("Layer", dcc.Dropdown(
+            id=WHOLE_LAYER, options=layer_options, value=CLASSES_LAYER, clearable=False),
+            "one image per class, or per channel of a layer, optimized together as one batch"), False),
+    )
     return controls.card(
         TITLE,
         html.Div([
-            controls.labelled("Maximize", dcc.RadioItems(id=MODE, value="one", inline=True, options=[
-                {"label": "one objective", "value": "one"}, {"label": "a whole layer at once", "value": "layer"}])),
-            _block("mode", "one", [
-                controls.labelled("Objective", dcc.RadioItems(id=KIND, value="class", inline=True, options=[
-                    {"label": maximize.OBJECTIVES[k].label, "value": k} for k in SINGLE_KINDS])),
-                *_param_blocks(bounded, "objective", ["class"], shape,
-                               lambda kind: spatial_layers(meta) if kind == "neuron" else meta.layers),
-                controls.labelled("Second class", dcc.RadioItems(id=COMBINE, value=NO_COMBINATION, inline=True, options=[
-                    {"label": "none", "value": NO_COMBINATION},
-                    *[{"label": maximize.OBJECTIVES[k].label, "value": k} for k in COMBINATIONS]])),
-                _block("combine", "second", controls.param_control(
-                    class_choice("second", "second class", meta.classes, meta.classes[-1]), SECOND), False),
-                run_controls["n"],
-            ], True),
-            _block("mode", "layer", controls.labelled("Layer", dcc.Dropdown(
-                id=WHOLE_LAYER, options=layer_options, value=CLASSES_LAYER, clearable=False),
-                "one image per class, or per channel of a layer, optimized together as one batch"), False),
-        ], className="toolbar maximize-objective-bar"),
-        html.Div([
-            controls.labelled("Parameterization", dcc.RadioItems(id=PARAMETERIZATION, value="fourier", options=[
-                {"label": entry.label, "value": name} for name, entry in maximize.PARAMETERIZATIONS.items()])),
-            *_param_blocks(parameterizations, "parameterization", ["fourier"], shape),
-            html.Div([transforms.picker("Transforms"), *_param_blocks(transforms, "transform",
-                                                                      transforms.default_methods, shape)],
-                     className="maximize-group"),
-            html.Div([regularizers.picker("Regularizers"), *_param_blocks(regularizers, "regularizer", [], shape)],
-                     className="maximize-group"),
-            *[run_controls[name] for name in ("steps", "seed", "lr")],
-            html.Button("Run", id=RUN, n_clicks=0, className="button button-run"),
-        ], className="toolbar maximize-settings"),
+            objective,
+            _group("Parameterization",
+                   dcc.RadioItems(id=PARAMETERIZATION, value="fourier", options=[
+                       {"label": entry.label, "value": name} for name, entry in maximize.PARAMETERIZATIONS.items()]),
+                   *_param_blocks(parameterizations, "parameterization", ["fourier"], shape)),
+            _group("Transforms", transforms.picker(""),
+                   *_param_blocks(transforms, "transform", transforms.default_methods, shape, titled=True)),
+            _group("Regularizers", regularizers.picker(""),
+                   *_param_blocks(regularizers, "regularizer", [], shape, titled=True)),
+            _group("Run", *[run_controls[name] for name in ("steps", "seed", "lr")],
+                   html.Button("Run", id=RUN, n_clicks=0, className="button maximize-run-button")),
+        ], className="maximize-controls"),
         panel.status(),
+        html.Div(id=NOTES),
         html.Div([
             dcc.Graph(id=IMAGES, figure=scatter.empty_figure("press Run to optimize an image", IMAGES_HEIGHT),
                       config=theme.graph_config("featurescope-maximize")),
@@ -207,34 +222,42 @@ def maximize_request(context: ViewContext):
 
     def request(clicks, mode, kind, combine, second, whole_layer, parameterization, chosen_transforms,
                 chosen_regularizers, objective_values, objective_ids, param_values, param_ids, transform_values,
-                transform_ids, regularizer_values, regularizer_ids, steps, n, seed, lr):
+                transform_ids, regularizer_values, regularizer_ids, run_values, run_ids):
         if not clicks:
             return None
-        run = {name: spec.coerce(value) for (name, spec), value in zip(RUN_CONTROLS.items(), (steps, n, seed, lr))}
+        notes: list[str] = []
+
+        def read(method_panel: MethodPanel, method: str, values, ids) -> dict:
+            params, clamped = method_panel.parameters(method, values, ids, shape)
+            notes.extend(clamped)
+            return params
+
+        run = read(run_settings, RUN_SETTINGS, run_values, run_ids)
         parameterization = parameterization if parameterization in maximize.PARAMETERIZATIONS else "fourier"
         settings = {
             "parameterization": parameterization, "lr": run["lr"],
-            "parameterization_params": parameterizations.parameters(parameterization, param_values, param_ids,
-                                                                    shape)[0],
-            "transforms": {name: transforms.parameters(name, transform_values, transform_ids, shape)[0]
+            "parameterization_params": read(parameterizations, parameterization, param_values, param_ids),
+            "transforms": {name: read(transforms, name, transform_values, transform_ids)
                            for name in maximize.TRANSFORMS if name in (chosen_transforms or [])},
-            "regularizers": {name: regularizers.parameters(name, regularizer_values, regularizer_ids, shape)[0]
+            "regularizers": {name: read(regularizers, name, regularizer_values, regularizer_ids)
                              for name in maximize.REGULARIZERS if name in (chosen_regularizers or [])},
         }
-        shown = {"steps": run["steps"], "parameterization": maximize.PARAMETERIZATIONS[parameterization].label}
+        shown = {"steps": run["steps"], "parameterization": maximize.PARAMETERIZATIONS[parameterization].label,
+                 "notes": notes}
         if mode == "layer":
             if whole_layer == CLASSES_LAYER:
                 titles = [maximize.describe(("class", k), classes) for k in range(len(classes))]
                 heading = "every class"
             elif whole_layer in meta.layer_shapes:
-                titles = [maximize.describe(("channel", whole_layer, k)) for k in range(meta.layer_shapes[whole_layer][0])]
+                channels = meta.layer_shapes[whole_layer][0]
+                titles = [maximize.describe(("channel", whole_layer, k)) for k in range(channels)]
                 heading = f"every channel of {whole_layer}"
             else:
                 return Message("Pick a layer.", "error")
             return Request("maximize.layer", {"layer": whole_layer, "steps": run["steps"], "seed": run["seed"],
                                               **settings}, {**shown, "titles": titles, "heading": heading})
         kind = kind if kind in SINGLE_KINDS else "class"
-        values = bounded.parameters(kind, objective_values, objective_ids, shape)[0]
+        values = read(bounded, kind, objective_values, objective_ids)
         if kind == "class":
             spec = ("class", _class_index(values["target"], classes))
         else:
@@ -258,9 +281,11 @@ def maximize_request(context: ViewContext):
     return request
 
 
-def count_of(result: dict) -> int | None:
-    """The objective's per-image target count (a whole layer), None when every image has the same objective."""
-    return objective_table.build(result["objective"]).count
+def _target_class(spec: tuple, class_names: list[str]) -> str:
+    """The class an objective pushes up (the first of a sum or difference), highlighted in the top-5; else ""."""
+    while spec[0] in COMBINATIONS:
+        spec = spec[1]
+    return class_names[spec[1]] if spec[0] == "class" and 0 <= spec[1] < len(class_names) else ""
 
 
 def _heading(shown: dict, count: int, steps_done: int) -> str:
@@ -269,13 +294,23 @@ def _heading(shown: dict, count: int, steps_done: int) -> str:
     return f"{shown['heading']}{starts} · {shown['parameterization']} · step {steps_done}/{shown['steps']}"
 
 
+def _notes(shown: dict) -> list:
+    """The values the specs clamped, said in words above the result."""
+    return [controls.message(note, "warning") for note in shown.get("notes", [])]
+
+
+def _so_far(images: np.ndarray, history, step: int, shown: dict) -> tuple:
+    """The images of an unfinished run and its objective so far (no comparison: the run did not get there)."""
+    titles = shown["titles"]
+    history = np.asarray(history, dtype=np.float32).reshape(-1, len(images))
+    return (figures.maximize_grid(images, titles, title=_heading(shown, len(images), step)),
+            figures.objective_curves(history, titles), None, _notes(shown))
+
+
 def render_partial(partial: dict, shown: dict) -> tuple:
     """The preview images and the objective so far, while the job runs."""
-    titles = shown["titles"]
-    history = partial["history"]
-    title = _heading(shown, len(partial["images"]), partial["step"])
-    return (figures.maximize_grid(partial["images"], titles, title=title),
-            figures.objective_curves(history, titles), None)
+    # The preview is uint8 by contract; a transport may hand it over as nested lists.
+    return _so_far(np.asarray(partial["images"], dtype=np.uint8), partial["history"], partial["step"], shown)
 
 
 def _result_card(result: dict, k: int, class_names: list[str]) -> html.Div:
@@ -285,8 +320,7 @@ def _result_card(result: dict, k: int, class_names: list[str]) -> html.Div:
         result["images"][k], result["best_images"][k], float(result["values"][k]), float(result["best_values"][k]),
         int(result["best_indices"][k]), title, result["importance"][k].astype("float32"))
     pairs = figures.predictions(result["top_classes"][k:k + 1], result["top_probabilities"][k:k + 1], class_names)[0]
-    item = objective_table.item(result["objective"], k) if count_of(result) else result["objective"]
-    target = class_names[item[1]] if item[0] == "class" and isinstance(item[1], int) and item[1] < len(class_names) else ""
+    target = _target_class(objective_table.item(result["objective"], k), class_names)
     return html.Div([
         dcc.Graph(id={"type": "maximize-comparison", "index": k}, figure=comparison,
                   config=theme.graph_config(f"featurescope-maximize-{k}")),
@@ -301,9 +335,8 @@ def render(result: dict, shown: dict) -> tuple:
     second grid."""
     if result.get("cancelled"):  # a result a cancel left behind: the images so far, no comparison
         if result.get("images") is None:
-            return scatter.empty_figure("cancelled before the first step", IMAGES_HEIGHT), None, None
-        partial = {"images": result["images"], "history": result["history"], "step": result["steps_done"]}
-        return render_partial(partial, shown)
+            return scatter.empty_figure("cancelled before the first step", IMAGES_HEIGHT), no_update, None, None
+        return _so_far(np.asarray(result["images"], dtype=np.float32), result["history"], result["steps_done"], shown)
     titles, count = list(result["titles"]), len(result["images"])
     top1 = [pairs[0] for pairs in figures.predictions(result["top_classes"], result["top_probabilities"],
                                                       result["class_names"])]
@@ -317,7 +350,7 @@ def render(result: dict, shown: dict) -> tuple:
         details = [dcc.Graph(id={"type": "maximize-comparison", "index": 0}, config=theme.graph_config(
             "featurescope-maximize-best"), figure=figures.maximize_grid(
                 result["best_images"], best_titles, title="the best data-set image of each, with its objective"))]
-    return grid, curves, details
+    return grid, curves, details, _notes(shown)
 
 
 def register(app, context: ViewContext) -> None:

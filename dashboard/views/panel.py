@@ -3,7 +3,8 @@ and retry, in one place.
 
 A panel is one Dash callback. When its inputs change it submits a job (``service.submit``) and waits a moment:
 a cached or quick result is drawn at once, with no polling. Otherwise it shows the job's progress and polls it
-with its own ``dcc.Interval`` until the result is there. A new request from the same session and panel releases
+with its own ``dcc.Interval`` until the result is there (each poll waits a moment for the job to end, so the result
+comes as soon as it exists without many requests). A new request from the same session and panel releases
 the previous job (which the service cancels if nobody else waits for it); a closed view starts no job.
 
 A view supplies ``request(*inputs, *states) -> Request | Message | None`` (what to compute, from the controls) and
@@ -21,7 +22,10 @@ from dashboard.service import ComputeProcessDied
 from dashboard.views.context import ERRORS_FOR_USERS, OPEN_VIEWS, SESSION, ViewContext, error_message
 
 FAST_WAIT_S = 0.8  # a job that ends within this answers the request itself: no polling round trip
-POLL_MS = 250
+# While a job runs the page asks every POLL_MS, and each ask waits up to POLL_WAIT_S for the job to end: a result is
+# drawn as soon as it exists, and a class of thirty pages costs about one request per second per running panel.
+POLL_MS = 1000
+POLL_WAIT_S = 0.8
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ class BackgroundPanel:
             if trigger == self._id("poll"):
                 if not job:
                     return (*unchanged, no_update, no_update, hidden, no_update, no_update, no_update, True)
-                return respond(service.status(job["key"]), job.get("context", {}), job["key"])
+                return respond(service.wait(job["key"], POLL_WAIT_S), job.get("context", {}), job["key"])
             if trigger == self._id("cancel"):
                 service.release(holder)
                 return (*unchanged, "0", "", hidden, controls.message("Cancelled.", "info"), shown, None, True)

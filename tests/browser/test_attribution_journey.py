@@ -24,8 +24,9 @@ def map_values(page, selector: str) -> list:
     """The z values of the last heatmap in the panel (the attribution map itself, drawn over any image)."""
     return page.evaluate(
         """(sel) => { const gd = document.querySelector(sel + ' .js-plotly-plot');
-            const maps = gd.data.filter(t => t.type === 'heatmap' && t.colorbar !== undefined && t.showscale !== false);
-            return maps[maps.length - 1].z; }""", selector)
+            // _fullData: plotly has decoded the base64 typed arrays the server sends into plain numbers there.
+            const maps = gd._fullData.filter(t => t.type === 'heatmap' && t.showscale);
+            return Array.from(maps[maps.length - 1].z, row => Array.from(row)); }""", selector)
 
 
 def test_every_method_renders_and_the_target_class_changes_the_maps(page, server_url):

@@ -1,0 +1,231 @@
+"""Dead and sparse channels: per channel of a layer how often it fires over the whole data set, the dead channels of
+every ReLU layer, and the images that activate a clicked channel most, ringed in the scatter.
+
+A channel is chosen by a click on its bar here, or on its map in the detail view's feature-map grid; the choice
+is a small key in ``CHANNEL`` ({"layer", "channel"}), and the gallery's image indices go to the page-wide
+``HIGHLIGHT`` store, which the explore view draws as rings.
+"""
+from __future__ import annotations
+
+import math
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from components import channels as figures
+from components import controls, scatter, theme
+from dashboard.views import details, explore
+from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext
+from dashboard.views.panel import BackgroundPanel, Message, Request
+
+NAME = "channels"
+TITLE = "Channels: dead and sparse"
+OPENABLE = True
+OPEN_AT_START = False
+
+LAYER = "channels-layer"
+STATS = "channels-stats"
+SHOWN_LAYER = "channels-shown-layer"  # the layer the statistics chart shows (a click on it names this layer)
+SUMMARY = "channels-summary"
+CHANNEL = "channels-channel"  # {"layer": str, "channel": int}: the channel whose top images are shown
+GALLERY = "channels-gallery"
+GALLERY_NOTE = "channels-gallery-note"
+MARK = "channels-mark"  # what this view wants ringed in the scatter; copied to HIGHLIGHT while the view is open
+DEAD_TABLE = "channels-dead-table"
+TOP_K = 9  # one k for the statistics, the dead table and the gallery: they share one cached pass per layer
+FOLLOW_EXPLORE = ""  # the layer dropdown's value for "the layer of the toolbar above"
+HIGHLIGHT_PREFIX = "top images of "
+
+stats_panel = BackgroundPanel(
+    "channels-stats",
+    outputs=[Output(STATS, "figure"), Output(SUMMARY, "children"), Output(SHOWN_LAYER, "data")],
+    inputs=[Input(LAYER, "value"), Input(explore.LAYER, "value")],
+    states=[State(CHANNEL, "data")],
+    view=NAME,
+)
+gallery_panel = BackgroundPanel(
+    "channels-gallery",
+    outputs=[Output(GALLERY, "figure"), Output(GALLERY_NOTE, "children"), Output(MARK, "data")],
+    inputs=[Input(CHANNEL, "data")],
+    view=NAME,
+    idle_text="Click a channel's bar above, or a map in the feature-map grid, to see the images it responds to most.",
+)
+dead_panel = BackgroundPanel("channels-dead", outputs=[Output(DEAD_TABLE, "children")], inputs=[], view=NAME)
+
+# Copies the gallery's mark into the page-wide highlight while this view is open, and takes it back when the view
+# closes; a highlight another view set is left alone.
+SHARE_MARK = """
+function(mark, open, current) {
+    const none = window.dash_clientside.no_update;
+    const ours = !current || String(current.label || '').startsWith('""" + HIGHLIGHT_PREFIX + """');
+    const isOpen = (open || []).includes('""" + NAME + """');
+    if (!isOpen) { return (current && ours) ? null : none; }
+    if (!mark) { return (current && ours) ? null : none; }
+    return mark;
+}
+"""
+
+# Outlines the chosen channel in the statistics chart, in the browser (as channel_stats_figure's ``selected``).
+OUTLINE_CHANNEL = """
+function(chosen, figure, layer) {
+    if (!figure || !figure.data || figure.data.length < 2) { return window.dash_clientside.no_update; }
+    const c = (chosen && chosen.layer === layer) ? chosen.channel : null;
+    const [bars, dead] = figure.data;
+    const data = figure.data.slice();
+    data[0] = Object.assign({}, bars, {marker: Object.assign({}, bars.marker, {line: Object.assign({},
+        (bars.marker || {}).line, {width: (bars.x || []).map(x => x === c ? 3 : 0)})})});
+    data[1] = Object.assign({}, dead, {marker: Object.assign({}, dead.marker, {
+        size: (dead.x || []).map(x => x === c ? 16 : 11)})});
+    return Object.assign({}, figure, {data: data});
+}
+"""
+
+
+def layout(context: ViewContext) -> html.Section:
+    return controls.card(
+        TITLE,
+        html.P("Over the whole data set: a channel fires on an image when its largest value there is above zero "
+               "(what passes a ReLU); a dead channel fires on none. Sparse features are normal in a well-trained "
+               "network; many dead ones waste capacity.", className="hint"),
+        html.Div([
+            controls.labelled("Layer", dcc.Dropdown(
+                id=LAYER, options=[{"label": "(the layer above)", "value": FOLLOW_EXPLORE}] + list(context.meta.layers),
+                value=FOLLOW_EXPLORE, clearable=False), "the toolbar's layer, or any other"),
+        ], className="toolbar"),
+        stats_panel.status(),
+        html.Div([
+            dcc.Graph(id=STATS, figure=scatter.empty_figure("firing rate per channel", figures.STATS_HEIGHT),
+                      config=theme.graph_config("featurescope-channel-stats")),
+            html.Div(id=SUMMARY, className="channels-summary"),
+        ], className="channels-stats"),
+        html.H3("The images a channel responds to most", className="channels-heading"),
+        gallery_panel.status(),
+        html.Div(id=GALLERY_NOTE, className="hint"),
+        dcc.Graph(id=GALLERY, figure=scatter.empty_figure("click a channel to see its top images", 200),
+                  config=theme.graph_config("featurescope-top-images")),
+        html.H3("Dead channels in every ReLU layer", className="channels-heading"),
+        html.P("After a ReLU, never firing is final; the rows are the model's ReLU layers (or its conv layers when "
+               "it applies ReLU as a function).", className="hint"),
+        dead_panel.status(),
+        html.Div(id=DEAD_TABLE),
+        dcc.Store(id=CHANNEL),
+        dcc.Store(id=SHOWN_LAYER),
+        dcc.Store(id=MARK),
+        class_name="channels",
+    )
+
+
+def stats_request(layer, explore_layer, chosen):
+    layer = layer or explore_layer
+    if not layer:
+        return None
+    selected = chosen["channel"] if isinstance(chosen, dict) and chosen.get("layer") == layer else None
+    return Request("channels.stats", {"layer": layer, "k": TOP_K}, {"layer": layer, "selected": selected})
+
+
+def summary_text(result: dict) -> list:
+    """The layer's share of zeros and its dead channels, in words."""
+    layer, count, channels = result["layer"], result["count"], result["channels"]
+    dead = list(result["dead_channels"])
+    parts = [html.B(f"{result['zero_fraction']:.0%}"),
+             f" of {layer}'s values are exactly zero over {count} images ({channels} channels)."]
+    if result["zero_fraction"] < 0.01:
+        parts.append(" Before a ReLU values are rarely exactly zero: pick a ReLU layer to see sparsity.")
+    parts.append(html.Br())
+    if dead:
+        listed = ", ".join(str(c) for c in dead[:figures.DEAD_LIST_LIMIT])
+        more = f" and {len(dead) - figures.DEAD_LIST_LIMIT} more" if len(dead) > figures.DEAD_LIST_LIMIT else ""
+        parts += [html.B(f"{len(dead)} of {channels} channels dead"), f" (never fire): {listed}{more}."]
+    else:
+        parts.append(f"{figures.NO_DEAD[:1].upper()}{figures.NO_DEAD[1:]}: every channel fires on some image.")
+    parts += [html.Br(), "Click a bar (or an ✕) to see the images that channel responds to most."]
+    return parts
+
+
+def stats_render(result: dict, shown: dict) -> tuple:
+    figure = figures.channel_stats_figure(result["firing_rate"], result["dead"], result["mean_activation"],
+                                          result["layer"], result["count"], selected=shown.get("selected"))
+    return figure, summary_text(result), result["layer"]
+
+
+def channel_from_click(click, layer: str | None) -> dict | None:
+    """{"layer", "channel"} from a click on a chart whose points carry the channel in ``customdata[0]`` (the
+    statistics chart, the feature-map grid), or a scalar ``customdata`` (a grid of 1-D units); None for a gap."""
+    try:
+        data = click["points"][0]["customdata"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    value = data[0] if isinstance(data, (list, tuple)) else data
+    try:
+        channel = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not layer or not math.isfinite(channel) or channel < 0:
+        return None
+    return {"layer": layer, "channel": int(channel)}
+
+
+def gallery_request(chosen):
+    if not isinstance(chosen, dict) or not chosen.get("layer") or chosen.get("channel") is None:
+        return None
+    if int(chosen["channel"]) < 0:
+        return Message(f"Channel {chosen['channel']} is negative: channels are numbered from 0.", "error")
+    return Request("channels.top_images", {"layer": chosen["layer"], "channel": int(chosen["channel"]), "k": TOP_K})
+
+
+def gallery_render(result: dict, shown: dict) -> tuple:
+    """The gallery, a line about the channel, and the mark for the scatter (no rings for a dead channel, whose
+    "top" images are only the first ones: they all tie at zero)."""
+    layer, channel = result["layer"], result["channel"]
+    indices = [int(i) for i in result["indices"]]
+    figure = figures.top_images_figure(result["images"], result["maps"], result["indices"], result["values"],
+                                       layer, channel, result["labels"], result["classes"])
+    if result["dead"]:
+        note = controls.message(f"{layer} channel {channel} is dead: it fires on no image, so these {len(indices)} "
+                                "images are simply the first ones (every image ties at zero).", "warning")
+        return figure, note, None
+    size = f" (its {result['map_size'][0]}×{result['map_size'][1]} map upsampled)" if result["map_size"] else ""
+    note = (f"{layer} channel {channel} fires on {result['firing_rate']:.0%} of the images. The overlay is the "
+            f"channel's map{size} where it is positive. Rings in the scatter mark these {len(indices)} images; "
+            "click one here to select it.")
+    return figure, note, {"label": f"{HIGHLIGHT_PREFIX}{layer} channel {channel}", "indices": indices}
+
+
+def dead_request():
+    return Request("channels.dead_table", {"k": TOP_K})
+
+
+def dead_render(result: dict, shown: dict) -> tuple:
+    return (figures.dead_table(result["rows"], result["count"]),)
+
+
+def image_from_click(click) -> dict | None:
+    """{"index": i} from a click on a gallery image (every pixel carries its image's index)."""
+    try:
+        data = click["points"][0]["customdata"]
+        return {"index": int(data[0] if isinstance(data, (list, tuple)) else data)}
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
+def register(app, context: ViewContext) -> None:
+    stats_panel.register(app, context, stats_request, stats_render)
+    gallery_panel.register(app, context, gallery_request, gallery_render)
+    dead_panel.register(app, context, dead_request, dead_render)
+
+    @app.callback(Output(CHANNEL, "data"), Input(STATS, "clickData"), Input(details.FEATURE_MAPS, "clickData"),
+                  State(SHOWN_LAYER, "data"), State(explore.LAYER, "value"), prevent_initial_call=True)
+    def choose_channel(stats_click, maps_click, shown_layer, explore_layer):
+        """A click on a bar names a channel of the chart's layer; one on a feature map, of the toolbar's layer."""
+        if ctx.triggered_id == details.FEATURE_MAPS:
+            return channel_from_click(maps_click, explore_layer) or no_update
+        return channel_from_click(stats_click, shown_layer) or no_update
+
+    @app.callback(Output(SELECTION, "data", allow_duplicate=True), Input(GALLERY, "clickData"),
+                  prevent_initial_call=True)
+    def select_gallery_image(click):
+        return image_from_click(click) or no_update
+
+    app.clientside_callback(SHARE_MARK, Output(HIGHLIGHT, "data", allow_duplicate=True), Input(MARK, "data"),
+                            Input(OPEN_VIEWS, "value"), State(HIGHLIGHT, "data"), prevent_initial_call=True)
+    app.clientside_callback(OUTLINE_CHANNEL, Output(STATS, "figure", allow_duplicate=True), Input(CHANNEL, "data"),
+                            State(STATS, "figure"), State(SHOWN_LAYER, "data"), prevent_initial_call=True)
