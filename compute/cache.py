@@ -13,6 +13,7 @@ import functools
 import hashlib
 import inspect
 import os
+import threading
 import weakref
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -179,7 +180,17 @@ def _source(value: Any) -> str:
         return repr(code.co_code) + repr(code.co_names) if code is not None else repr(value)
 
 
+# inspect.getsource parses source with the compiler, which is not safe from several threads at once on Python 3.11
+# (seen in the compute process: "SystemError: AST constructor recursion depth mismatch"), and jobs run on threads.
+_source_lock = threading.Lock()
+
+
 def code_version(function: Callable) -> str:
+    with _source_lock:
+        return _code_version(function)
+
+
+def _code_version(function: Callable) -> str:
     """Hash of the source of ``function`` and of the functions, classes and plain constants it reaches, directly
     or through others, in the compute package or its own module: globals, ``module.attribute`` uses, closures,
     defaults, and the entries of tables (dicts, tuples, dataclasses such as ``METHODS``'s Method specs)."""

@@ -12,12 +12,17 @@ _steps_done: dict[str, int] = {}
 
 
 @job("diagnostics.count")
-def count(workspace: Workspace, progress, tag: str = "", steps: int = 10, step_s: float = 0.0) -> dict:
-    """Count to ``steps``, sleeping ``step_s`` per step and reporting progress at each; returns the worker's pid."""
+def count(workspace: Workspace, progress, tag: str = "", steps: int = 10, step_s: float = 0.0,
+          preview: bool = False) -> dict:
+    """Count to ``steps``, sleeping ``step_s`` per step and reporting progress at each (with ``preview``, the step
+    as a partial result, an int64 array); returns the worker's pid."""
+    import numpy as np
+
     started = time.time()
     for step in range(steps):
         _steps_done[tag] = step
-        progress(step / steps, f"step {step}/{steps}")
+        partial = {"step": np.array([step], dtype=np.int64)} if preview else None
+        progress(step / steps, f"step {step}/{steps}", partial)
         time.sleep(step_s)
     _steps_done[tag] = steps
     return {"steps": steps, "pid": os.getpid(), "started": started}

@@ -7,6 +7,8 @@ them against the fixed layout.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -74,7 +76,10 @@ def _fit_tsne(features: np.ndarray, seed: int, progress: Progress | None) -> Fit
 
 def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None) -> Fitted:
     if progress:
-        progress(0.1, "UMAP: building the neighbour graph (the first run compiles numba code)")
+        # Only a process's first UMAP compiles numba code (about 25 s); later ones would be told so wrongly.
+        first = "umap" not in sys.modules
+        progress(0.1, "UMAP: building the neighbour graph" + (" (the first run compiles numba code: about 25 s)"
+                                                              if first else ""))
     import umap
 
     reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(features) - 1), random_state=seed)

@@ -40,7 +40,7 @@ def execute(source: Source, name: str, params: dict, submission: str) -> Any:
     def progress(fraction: float, text: str, partial: dict | None = None) -> None:
         message = {"submission": submission, "fraction": float(fraction), "text": str(text)}
         if partial is not None:
-            message["partial"] = partial
+            message["partial"] = encode(partial)
         worker.log_event(PROGRESS_TOPIC, message)
         now = time.monotonic()
         if now - last_check[0] >= CANCEL_CHECK_S:
@@ -54,6 +54,38 @@ def execute(source: Source, name: str, params: dict, submission: str) -> Any:
         return {CANCELLED: True}
     except USER_ERRORS as error:
         return {USER_ERROR: error}
+
+
+def encode(value: Any) -> Any:
+    """Numpy arrays (and numbers) inside dicts and lists, made msgpack-safe for a worker event: an array becomes
+    {"__ndarray__": bytes, "dtype", "shape"}. :func:`decode` undoes it."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(key): encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(item) for item in value]
+    if hasattr(value, "detach"):  # a tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {"__ndarray__": array.tobytes(), "dtype": array.dtype.str, "shape": list(array.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode`."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.frombuffer(value["__ndarray__"], dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+        return {key: decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    return value
 
 
 def process_facts() -> dict:

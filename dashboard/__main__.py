@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = Meta.from_description(service.run("describe", {}, timeout=600))
     except ERRORS_FOR_USERS as error:
-        service.close()
+        service.close(quietly=True)
         return fail(str(error).strip("'\""))
     from dashboard.app import create_app
 

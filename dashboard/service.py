@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from compute.worker import CANCELLED, PROGRESS_TOPIC, USER_ERROR, cancel_event_name, execute, process_facts
+from compute.worker import CANCELLED, PROGRESS_TOPIC, USER_ERROR, cancel_event_name, decode, execute, process_facts
 from compute.workspace import Source
 
 log = logging.getLogger("featurescope.service")
@@ -128,7 +128,10 @@ class ComputeService:
                                dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
         return cls(Client(cluster), source, cluster)
 
-    def close(self) -> None:
+    def close(self, quietly: bool = False) -> None:
+        """Stop the client and the local cluster; ``quietly`` keeps Dask's shutdown notes out of a one-line error."""
+        if quietly:
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
             self.client.close()
         finally:
@@ -307,4 +310,4 @@ class ComputeService:
             job.fraction = max(job.fraction, float(message.get("fraction", 0.0)))
             job.text = message.get("text", job.text)
             if "partial" in message:
-                job.partial = message["partial"]
+                job.partial = decode(message["partial"])

@@ -59,7 +59,7 @@ def test_a_corrupt_checkpoint_is_refused(tmp_path):
     corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
     result = run_cli("--checkpoint", str(corrupt))
     assert result.returncode == 2
-    assert "not a weights-only PyTorch checkpoint" in result.stderr
+    assert "corrupt.pt is not a usable checkpoint" in result.stderr
     assert "weights_only=False" not in result.stderr  # torch's advice would be unsafe for an unknown file
 
 

@@ -104,9 +104,32 @@ def test_handover_to_the_compute_process_is_fast(service):
     for _ in range(10):
         service.run("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 1}, timeout=30)
     times = sorted(service.handover_times())[-10:]
-    assert times and sorted(times)[len(times) // 2] < 0.1  # the bench measures it; this guards against a regression
+    # The bench measures it (about 3 ms on an idle machine); this only guards against a regression such as a
+    # model load or a process start per job, with room for a busy machine.
+    assert times and sorted(times)[len(times) // 2] < 0.25
 
 
 def test_a_user_error_comes_back_as_itself(service):
     with pytest.raises(IndexError, match="out of range"):
         service.run("details.panels", {"index": 10**6, "layer": "relu2"}, timeout=120)
+
+
+def test_partial_results_with_arrays_reach_the_server(service):
+    """A job's partial result (numpy arrays, as a live preview sends them) travels as a worker event and arrives
+    as arrays (msgpack alone cannot carry them)."""
+    import numpy as np
+
+    from compute.worker import decode, encode
+
+    preview = {"images": np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2), "history": [0.5, np.float32(1.5)]}
+    back = decode(encode(preview))
+    assert np.array_equal(back["images"], preview["images"]) and back["images"].dtype == np.uint8
+    assert back["history"] == [0.5, 1.5]
+    key = service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 40, "step_s": 0.05,
+                                               "preview": True})
+    deadline = time.time() + 60
+    while service.status(key).partial is None and time.time() < deadline:
+        time.sleep(0.05)
+    partial = service.status(key).partial
+    assert partial is not None and partial["step"].shape == (1,) and partial["step"].dtype == np.int64
+    assert service.wait(key, 60).state == "done"

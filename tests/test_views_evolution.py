@@ -56,7 +56,8 @@ def plain(values) -> list:
     """A figure's values as nested float lists, whether lists or plotly's base64 typed arrays ({"bdata", "dtype"})."""
     if isinstance(values, dict) and "bdata" in values:
         array = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-        values = array.reshape(values["shape"]) if "shape" in values else array
+        shape = [int(size) for size in str(values.get("shape", len(array))).split(",")]
+        values = array.reshape(shape)
     return np.asarray(values, dtype=float).tolist()
 
 

@@ -117,10 +117,10 @@ def layout(context: ViewContext) -> html.Section:
             controls.labelled("Target class", dcc.Dropdown(
                 id=TARGET, options=[{"label": name, "value": k} for k, name in enumerate(classes)],
                 placeholder="untargeted", clearable=True), "empty: push away from the true class"),
-            controls.labelled("ε (/255)", number_box(EPSILON, DEFAULT_EPSILON),
+            controls.labelled("Epsilon (/255)", number_box(EPSILON, DEFAULT_EPSILON),
                               "largest change of any pixel, in grey levels of 255; Enter applies"),
             controls.labelled("PGD steps", number_box(STEPS, DEFAULT_STEPS), f"1 to {MAX_STEPS}; Enter applies"),
-            controls.labelled("PGD step size (/255)", number_box(STEP_SIZE, None, "2.5 ε / steps"),
+            controls.labelled("PGD step size (/255)", number_box(STEP_SIZE, None, "auto"),
                               "empty: 2.5 ε / steps (Madry et al. 2018)"),
         ], className="toolbar"),
         html.Div([

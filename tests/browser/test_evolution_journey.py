@@ -13,14 +13,16 @@ WAIT = 240_000  # a cold evolution is 11 forward passes and 11 PCAs on a busy 2-
 URL = "?views=evolution&layer=relu4&embedding=pca"
 SCATTER = "#evolution-scatter .js-plotly-plot"
 
+PATH = "path of the selected image"
+# The figure's arrays come as base64 typed arrays: plotly decodes them into _fullData, where these read them.
 READY = """(sel) => { const gd = document.querySelector(sel);
     return !!(gd && gd._transitionData && gd._transitionData._frames.length > 1 && gd.layout.sliders
-              && gd.data.some(t => t.name !== 'selected' && t.x && t.x.length > 10)); }"""
+              && gd._fullData.some(t => t.name !== 'selected' && t.x && t.x.length > 10)); }"""
 # Every point's position as the page draws it now, by sample index; the slider's active step; the ring.
 STATE = """(sel) => { const gd = document.querySelector(sel); const points = {}; let ring = null;
-    gd.data.forEach(t => {
-        if (t.name === 'selected') { if (t.x.length) ring = {x: t.x[0], y: t.y[0], row: Array.from(t.customdata[0])}; return; }
-        if (!t.customdata || t.mode === 'lines+markers') return;
+    gd._fullData.forEach(t => {
+        if (t.name === 'selected') { if (t.x && t.x.length) ring = {x: t.x[0], y: t.y[0], row: Array.from(t.customdata[0])}; return; }
+        if (!t.customdata || t.name === 'path of the selected image') return;
         for (let k = 0; k < t.x.length; k++) points[Number(t.customdata[k][0])] = [Number(t.x[k]), Number(t.y[k])];
     });
     return {points, ring, active: gd.layout.sliders[0].active,
@@ -53,7 +55,7 @@ def click_isolated_point(page) -> dict:
     target = page.evaluate(
         """(sel) => { const gd = document.querySelector(sel); const fl = gd._fullLayout;
             const box = gd.getBoundingClientRect(); const points = [];
-            gd.data.forEach(t => { if (t.name === 'selected' || t.mode === 'lines+markers' || !t.customdata) return;
+            gd._fullData.forEach(t => { if (t.name === 'selected' || t.name === 'path of the selected image' || !t.customdata) return;
                 for (let k = 0; k < t.x.length; k++) points.push({px: fl.xaxis.d2p(t.x[k]), py: fl.yaxis.d2p(t.y[k]),
                                                                   index: Number(t.customdata[k][0])}); });
             const inside = points.filter(p => p.px > 40 && p.py > 40 && p.px < fl._size.w - 40 && p.py < fl._size.h - 40);
@@ -114,7 +116,7 @@ def test_the_slider_and_play_move_the_points_and_the_selection_stays_ringed(page
         now = state(page)
         assert now["ring"] is not None and now["ring"]["row"] == [clicked["index"], int(epochs[step])]
         assert [now["ring"]["x"], now["ring"]["y"]] == pytest.approx(now["points"][str(clicked["index"])], abs=1e-3)
-    path = page.evaluate("(sel) => { const t = document.querySelector(sel).data.find(t => t.mode === 'lines+markers');"
-                         " return t.x.length; }", SCATTER)
+    path = page.evaluate("([sel, name]) => document.querySelector(sel).data.find(t => t.name === name).x.length",
+                         [SCATTER, PATH])
     assert path == len(epochs)
     assert not page.errors
