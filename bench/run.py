@@ -395,6 +395,8 @@ def bench_families(settings: Settings) -> list[Row]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about 2 minutes instead of 6)")
+    parser.add_argument("--families", action="store_true",
+                        help="also run each view family's own rows (bench/channels.py, maximize.py, ...; minutes more)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"Markdown file to write (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
 
@@ -432,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += more
             checks.append(check)
         rows += bench_embedding(ctx, settings)
-        rows += bench_families(settings)
+        if args.families:
+            rows += bench_families(settings)
     text = report(rows, checks, ctx, settings, time.perf_counter() - start, other_load.share())
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,8 @@ def param_control(spec: Any, control_id: dict, layer_options: list[str] | None =
     if spec.kind in ("int", "float"):
         # A number box that applies on Enter (debounce). No browser-side min/max: an out-of-range number reaches the
         # spec, which clamps it, and the panel says so instead of the box silently refusing it.
-        bounds = " – ".join(f"{bound:g}" for bound in (spec.low, spec.high) if bound is not None)
+        bounds = " – ".join(f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
+                            for bound in (spec.low, spec.high) if bound is not None)
         label = f"{label} ({bounds})" if bounds else label
         control = dcc.Input(id=control_id, type="number", value=initial, debounce=True, step="any",
                             className="number-input")

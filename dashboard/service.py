@@ -175,6 +175,11 @@ class ComputeService:
             if key is not None:
                 self._release(key, holder)
 
+    def current(self, holder: tuple) -> str | None:
+        """The key of the job ``holder`` asked for last (None when it holds none)."""
+        with self._lock:
+            return self._slots.get(holder)
+
     def status(self, key: str) -> Status:
         with self._lock:
             job = self._jobs.get(key) or self._finished.get(key)

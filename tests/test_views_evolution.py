@@ -26,12 +26,12 @@ def shown():
     return {"selected": None, "layer": "relu4", "method": "pca"}
 
 
-def frame_layout(frame, count: int) -> np.ndarray:
-    """The (N, 2) positions a frame gives its class traces, put back in sample order by their customdata."""
+def positions(traces: list[dict], count: int) -> np.ndarray:
+    """The (N, 2) positions ``traces`` (a frame's, or a panel's, ring last) give the samples, by their customdata."""
     points = np.full((count, 2), np.nan)
-    for trace in frame.data[:-1]:  # the last trace of a frame is the selection ring
-        samples = np.asarray(trace.customdata)[:, 0].astype(int)
-        points[samples] = np.c_[trace.x, trace.y]
+    for trace in traces[:-1]:
+        samples = np.asarray(trace["customdata"])[:, 0].astype(int)
+        points[samples] = np.c_[plain(trace["x"]), plain(trace["y"])]
     return points
 
 
@@ -78,17 +78,20 @@ def test_no_second_run_asks_for_no_second_job():
 def test_the_animated_scatter_has_one_frame_per_epoch_holding_the_jobs_layouts(result, shown):
     scatter, _pair, _numbers, alignment = view.evolution_render(result, shown)
     epochs, layouts = result["epochs"], result["layouts"]
-    assert len(scatter.frames) == len(epochs) == layouts.shape[0] == 11
-    assert [frame.name for frame in scatter.frames] == [str(e) for e in epochs]
-    assert [step.label for step in scatter.layout.sliders[0].steps] == [str(e) for e in epochs]
-    for frame, layout in zip(scatter.frames, layouts):
-        assert np.allclose(frame_layout(frame, layouts.shape[1]), layout, atol=5e-4)
-    # The figure opens at the untrained model, and the page says how the layouts were aligned.
-    assert scatter.layout.sliders[0].active == 0
-    shown_first = frame_layout(type("Frame", (), {"data": scatter.data[:-1]}), layouts.shape[1])
-    assert np.allclose(shown_first[~np.isnan(shown_first[:, 0])], layouts[0], atol=5e-4)
+    count = layouts.shape[1]
+    assert len(scatter["frames"]) == len(epochs) == layouts.shape[0] == 11
+    assert [frame["name"] for frame in scatter["frames"]] == [str(e) for e in epochs]
+    assert [step["label"] for step in scatter["layout"]["sliders"][0]["steps"]] == [str(e) for e in epochs]
+    for frame, layout in zip(scatter["frames"], layouts):
+        assert np.allclose(positions(frame["data"], count), layout, atol=5e-4)
+    # The figure opens at the untrained model; clicks can read the sample from plain customdata lists.
+    assert scatter["layout"]["sliders"][0]["active"] == 0
+    assert np.allclose(positions(scatter["data"][:-1], count), layouts[0], atol=5e-4)
+    assert all(isinstance(trace["customdata"], list) for trace in scatter["data"] if "customdata" in trace)
+    assert scatter["frames"][3]["data"][0]["customdata"][0] == [int(np.flatnonzero(result["labels"] == 0)[0]), 3]
+    # The page says how the layouts were aligned.
     assert result["alignment"] in alignment and "Procrustes" in result["alignment"]
-    assert "run default · relu4 · PCA" in scatter.layout.title.text
+    assert "run default · relu4 · PCA" in scatter["layout"]["title"]["text"]
 
 
 def test_the_numbers_chart_equals_the_jobs_numbers(result, shown):
@@ -106,18 +109,15 @@ def test_the_numbers_chart_equals_the_jobs_numbers(result, shown):
 def test_the_before_after_pair_is_the_first_and_the_last_epoch(result, shown):
     _scatter, pair, _numbers, _alignment = view.evolution_render(result, shown)
     count = view._trace_counts(result["labels"], result["classes"])
-    before = frame_layout(type("Panel", (), {"data": pair.data[:count + 1]}), len(result["labels"]))
-    after = frame_layout(type("Panel", (), {"data": pair.data[count + 1:]}), len(result["labels"]))
-    assert np.allclose(before, result["layouts"][0], atol=5e-4)
-    assert np.allclose(after, result["layouts"][-1], atol=5e-4)
+    assert np.allclose(positions(pair["data"][:count + 1], len(result["labels"])), result["layouts"][0], atol=5e-4)
+    assert np.allclose(positions(pair["data"][count + 1:], len(result["labels"])), result["layouts"][-1], atol=5e-4)
 
 
 @pytest.mark.parametrize("epoch", [0, 4, 10])
 def test_selecting_an_image_rings_it_in_every_frame_like_a_figure_drawn_with_it(result, shown, epoch):
-    figure = view.scatter_figure(result, shown).to_plotly_json()
-    patched = apply_patch(figure, view.selection_patch(result, SELECTED, epoch))
-    expected = figures.evolution_scatter(result["layouts"], result["labels"], result["classes"], result["epochs"],
-                                         SELECTED, start=epoch).to_plotly_json()
+    patched = apply_patch(view.scatter_figure(result, shown), view.selection_patch(result, SELECTED, epoch))
+    expected = view.clickable(figures.evolution_scatter(result["layouts"], result["labels"], result["classes"],
+                                                        result["epochs"], SELECTED, start=epoch))
     assert patched["layout"]["sliders"][0]["active"] == epoch
     for got, want in zip(patched["data"], expected["data"]):
         assert plain(got["x"]) == pytest.approx(plain(want["x"]), abs=1e-6)
@@ -132,12 +132,12 @@ def test_selecting_an_image_rings_it_in_every_frame_like_a_figure_drawn_with_it(
     # Clearing the selection empties the ring and the path.
     cleared = apply_patch(patched, view.selection_patch(result, None, epoch))
     assert all(len(frame["data"][-1]["x"]) == 0 for frame in cleared["frames"])
-    assert len(path["x"]) == len(result["epochs"]) and len(cleared["data"][-2]["x"]) == 0
+    assert len(cleared["data"][-2]["x"]) == 0 and len(cleared["data"][-1]["x"]) == 0
 
 
 def test_selecting_an_image_rings_it_before_and_after(result, shown):
     _scatter, pair, _numbers, _alignment = view.evolution_render(result, shown)
-    patched = apply_patch(pair.to_plotly_json(), view.pair_patch(result, SELECTED))
+    patched = apply_patch(pair, view.pair_patch(result, SELECTED))
     rings = [trace for trace in patched["data"] if trace.get("name") == figures.SELECTION_TRACE]
     assert np.allclose([[r["x"][0], r["y"][0]] for r in rings], result["layouts"][[0, -1], SELECTED])
 
@@ -173,5 +173,5 @@ def test_a_run_trained_from_the_page_joins_both_lists_and_evolves(trained_model)
     assert "1 epochs, lr 0.003, width 0.25, seed 3" in options[1]["label"]
     second = run(Source(), "evolution.embed", {"layer": "relu4", "method": "pca", "run": compared})
     figure, = view.compare_render(second, {"selected": SELECTED, "layer": "relu4", "method": "pca"})
-    assert len(figure.frames) == 2 == settings["epochs"] + 1  # the untrained model and one epoch
-    assert "run e1-lr0.003-w0.25-s3" in figure.layout.title.text
+    assert len(figure["frames"]) == 2 == settings["epochs"] + 1  # the untrained model and one epoch
+    assert "run e1-lr0.003-w0.25-s3" in figure["layout"]["title"]["text"]

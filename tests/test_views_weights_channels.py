@@ -168,6 +168,7 @@ def test_the_dead_table_lists_every_relu_layer_and_says_where_none_are_dead(cont
 @pytest.mark.parametrize("click, layer, expected", [
     ({"points": [{"customdata": [7, 0.31]}]}, "relu2", {"layer": "relu2", "channel": 7}),  # a bar
     ({"points": [{"customdata": [12.0, 0.8]}]}, "relu3", {"layer": "relu3", "channel": 12}),  # a feature map
+    ({"points": [{"customdata": {"0": 5, "1": 1.26}}]}, "relu2", {"layer": "relu2", "channel": 5}),  # typed array
     ({"points": [{"customdata": 5}]}, "fc1", {"layer": "fc1", "channel": 5}),  # a grid of 1-D units
     ({"points": [{"customdata": [None, None]}]}, "relu2", None),  # a gap between maps
     ({"points": [{"customdata": [math.nan, 0]}]}, "relu2", None),

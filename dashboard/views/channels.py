@@ -147,6 +147,16 @@ def stats_render(result: dict, shown: dict) -> tuple:
     return figure, summary_text(result), result["layer"]
 
 
+def _first(data):
+    """``customdata[0]`` of a clicked point: a list, a typed array (which reaches Dash as {"0": ..., "1": ...}),
+    or a scalar customdata itself."""
+    if isinstance(data, (list, tuple)):
+        return data[0] if data else None
+    if isinstance(data, dict):
+        return data.get("0")
+    return data
+
+
 def channel_from_click(click, layer: str | None) -> dict | None:
     """{"layer", "channel"} from a click on a chart whose points carry the channel in ``customdata[0]`` (the
     statistics chart, the feature-map grid), or a scalar ``customdata`` (a grid of 1-D units); None for a gap."""
@@ -154,7 +164,7 @@ def channel_from_click(click, layer: str | None) -> dict | None:
         data = click["points"][0]["customdata"]
     except (TypeError, KeyError, IndexError):
         return None
-    value = data[0] if isinstance(data, (list, tuple)) else data
+    value = _first(data)
     try:
         channel = float(value)
     except (TypeError, ValueError):
@@ -201,8 +211,7 @@ def dead_render(result: dict, shown: dict) -> tuple:
 def image_from_click(click) -> dict | None:
     """{"index": i} from a click on a gallery image (every pixel carries its image's index)."""
     try:
-        data = click["points"][0]["customdata"]
-        return {"index": int(data[0] if isinstance(data, (list, tuple)) else data)}
+        return {"index": int(_first(click["points"][0]["customdata"]))}
     except (TypeError, KeyError, IndexError, ValueError):
         return None
 

@@ -11,6 +11,8 @@ trained from here (``evolution.train``, with progress) and joins the run lists w
 """
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from dash import Input, Output, Patch, State, dcc, html, no_update
 
@@ -122,13 +124,15 @@ function(epoch, figure) {
 
 SELECT_CLICKED = """
 function(main, compared, pair) {
-    const trigger = window.dash_clientside.callback_context.triggered[0];
-    const points = trigger && trigger.value && trigger.value.points;
-    const row = points && points.length ? points[0].customdata : null;
-    if (!row || !Number.isFinite(Number(row[0]))) { return window.dash_clientside.no_update; }
-    return {index: Number(row[0])};
+    const context = window.dash_clientside.callback_context;
+    const trigger = context.triggered_id || (context.triggered[0] || {prop_id: ''}).prop_id.split('.')[0];
+    const click = {'%(main)s': main, '%(compared)s': compared, '%(pair)s': pair}[trigger];
+    const row = click && click.points && click.points.length ? click.points[0].customdata : null;
+    // A typed-array row arrives as {"0": sample, "1": epoch}.
+    const index = row ? Number(row[0]) : NaN;
+    return Number.isInteger(index) ? {index: index} : window.dash_clientside.no_update;
 }
-"""
+""" % {"main": SCATTER, "compared": COMPARE_SCATTER, "pair": BEFORE_AFTER}
 
 SHOW_COMPARE = """function(run) { return run ? {} : {display: 'none'}; }"""
 
@@ -222,11 +226,32 @@ def _title(result: dict, shown: dict) -> str:
     return f"run {result['run']} · {shown['layer']} · {label} · epochs {result['epochs'][0]}–{result['epochs'][-1]}"
 
 
+def _listed(values) -> list:
+    """An array as nested lists, also when plotly has already encoded it ({"dtype", "bdata", "shape"})."""
+    if isinstance(values, dict) and "bdata" in values:
+        array = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return array.reshape([int(size) for size in str(values.get("shape", len(array))).split(",")]).tolist()
+    return np.asarray(values).tolist()
+
+
+def clickable(figure) -> dict:
+    """``figure`` as a dict whose customdata are lists, in its data and its frames.
+
+    Plotly sends arrays (lists too: it turns them into arrays) as base64 typed arrays; dcc.Graph reads a click's
+    customdata from the figure's raw data, where such an array cannot be indexed, so a click would name no sample.
+    """
+    figure = figure.to_plotly_json()
+    for trace in [*figure["data"], *(trace for frame in figure.get("frames", ()) for trace in frame["data"])]:
+        if trace.get("customdata") is not None:
+            trace["customdata"] = _listed(trace["customdata"])
+    return figure
+
+
 def scatter_figure(result: dict, shown: dict):
     """The animated scatter of the job's result, starting at the untrained model, the selected image ringed."""
-    return figures.evolution_scatter(result["layouts"], result["labels"], result["classes"], result["epochs"],
-                                     shown.get("selected"), start=0, title=_title(result, shown),
-                                     revision=f"{result['run']}|{shown['layer']}|{shown['method']}")
+    return clickable(figures.evolution_scatter(
+        result["layouts"], result["labels"], result["classes"], result["epochs"], shown.get("selected"), start=0,
+        title=_title(result, shown), revision=f"{result['run']}|{shown['layer']}|{shown['method']}"))
 
 
 def numbers(result: dict) -> dict[str, list[float]]:
@@ -235,7 +260,8 @@ def numbers(result: dict) -> dict[str, list[float]]:
 
 def evolution_render(result: dict, shown: dict) -> tuple:
     epochs = list(result["epochs"])
-    pair = figures.before_after(result["layouts"], result["labels"], result["classes"], epochs, shown.get("selected"))
+    pair = clickable(figures.before_after(result["layouts"], result["labels"], result["classes"], epochs,
+                                          shown.get("selected")))
     metrics = figures.evolution_metrics(numbers(result), epochs, current=epochs[0],
                                         title=f"per epoch · {shown['layer']} · run {result['run']}")
     alignment = [html.B("Aligned: "), result["alignment"],

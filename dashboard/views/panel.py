@@ -147,6 +147,9 @@ class BackgroundPanel:
             if trigger == self._id("poll"):
                 if not job:
                     return (*unchanged, no_update, no_update, hidden, no_update, no_update, no_update, True)
+                if service.current(holder) not in (None, job["key"]):
+                    # A poll of a job this panel has since replaced, answered late: the new job's own answer holds.
+                    return (no_update,) * (count + 7)
                 return respond(service.wait(job["key"], POLL_WAIT_S), job.get("context", {}), job["key"])
             if trigger == self._id("cancel"):
                 service.release(holder)

@@ -42,6 +42,8 @@ def test_fgsm_flips_the_image_marks_its_jump_and_opens_every_panel_for_it(page, 
     page.goto(server_url + f"?sample={fooled_index}&views=adversarial")
     wait_for_detail(page, fooled_index, timeout=WAIT)
     wait_for_scatter(page)  # marks are drawn onto the scatter that is there: wait for the real one first
+    # Opening the view attacks the selected image at once, at the default 8/255.
+    page.wait_for_function(f"() => ({SUBPLOT_TITLES})().some(t => t.includes('ε = 8/255'))", timeout=WAIT)
 
     epsilon = page.locator("#adversarial-epsilon")
     epsilon.fill("32")

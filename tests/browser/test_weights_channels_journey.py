@@ -65,7 +65,7 @@ def click_bar(page, channel: int) -> None:
     spot = page.evaluate(
         """(c) => { const gd = document.querySelector('#channels-stats .js-plotly-plot'); const fl = gd._fullLayout;
             const bars = gd.data[0]; const k = bars.x.indexOf(c); const box = gd.getBoundingClientRect();
-            return {x: box.left + fl._size.l + fl.xaxis.d2p(c), y: box.top + fl._size.t + fl.yaxis.d2p(bars.y[k] / 2)}; }""",
+            return {x: box.left + fl.xaxis._offset + fl.xaxis.d2p(c), y: box.top + fl.yaxis._offset + fl.yaxis.d2p(bars.y[k] / 2)}; }""",
         channel)
     page.mouse.click(spot["x"], spot["y"])
 
@@ -123,8 +123,8 @@ def test_a_click_on_a_feature_map_opens_that_channels_gallery(page, server_url):
     target = page.evaluate(
         """() => { const gd = document.querySelector('#feature-maps .js-plotly-plot'); const fl = gd._fullLayout;
             const box = gd.getBoundingClientRect(); const labels = gd.data[1];
-            return {x: box.left + fl._size.l + fl.xaxis.d2p(labels.x[0] + 4),
-                    y: box.top + fl._size.t + fl.yaxis.d2p(labels.y[0] + 4), channel: Number(labels.text[0])}; }""")
+            return {x: box.left + fl.xaxis._offset + fl.xaxis.d2p(labels.x[0] + 4),
+                    y: box.top + fl.yaxis._offset + fl.yaxis.d2p(labels.y[0] + 4), channel: Number(labels.text[0])}; }""")
     page.mouse.click(target["x"], target["y"])
     page.wait_for_function(
         """(c) => { const gd = document.querySelector('#channels-gallery .js-plotly-plot');
