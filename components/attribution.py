@@ -129,7 +129,7 @@ def occlusion_specs(class_name: str) -> list[Spec]:
             ("map", f"drop in p({class_name}): clean − occluded", "signed")]
 
 
-def occlusion_note(clean: float, class_name: str) -> str:
+def clean_probability_note(clean: float, class_name: str) -> str:
     """The clean image's probability in words; says the drop is tiny everywhere when it is near zero."""
     if clean < NEAR_ZERO_PROBABILITY:
         return (f"p({class_name}) is only {theme.plain_number(clean)} on the clean image: "
@@ -154,17 +154,7 @@ def occlusion_figure(
     centred on zero. ``clean`` is p(class) for the unoccluded image.
     """
     return method_figure({"probability": probability, "map": drop}, occlusion_specs(class_name), image, title,
-                         display, opacity, note=occlusion_note(float(clean), class_name))
-
-
-def result_figure(method: str, result: Mapping, image: np.ndarray, class_name: str, title: str,
-                  display: str = "heatmap", opacity: float = 0.6) -> go.Figure:
-    """The figure of one attribution job's ``result``: occlusion's ``probability``/``map``/``clean``, or any
-    other method's ``map`` (H, W)."""
-    if method == "occlusion":
-        return occlusion_figure(result["probability"], result["map"], result["clean"], image, class_name,
-                                display, opacity, title)
-    return attribution_figure(result["map"], image, title, display, opacity)
+                         display, opacity, note=clean_probability_note(float(clean), class_name))
 
 
 def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) -> go.Figure:

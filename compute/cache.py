@@ -180,8 +180,20 @@ def _source(value: Any) -> str:
         return repr(code.co_code) + repr(code.co_names) if code is not None else repr(value)
 
 
-# inspect.getsource parses source with the compiler, which is not safe from several threads at once on Python 3.11
-# (seen in the compute process: "SystemError: AST constructor recursion depth mismatch"), and jobs run on threads.
+def _class_outline(cls: type) -> str:
+    """A class without its source text: its bases, its dataclass fields and its attribute names.
+
+    inspect.getsource of a class runs ast.parse, which is not thread-safe on Python 3.11 (seen in the compute
+    process, whose jobs run on threads: "SystemError: AST constructor recursion depth mismatch"). A function's
+    source is read without the ast module, and every method and constant of the class is hashed on its own.
+    """
+    bases = ", ".join(f"{base.__module__}.{base.__qualname__}" for base in cls.__bases__)
+    fields = [(f.name, str(f.type), repr(f.default)) for f in dataclasses.fields(cls)] \
+        if dataclasses.is_dataclass(cls) else []
+    return f"({bases}) fields={fields} attributes={sorted(vars(cls))}"
+
+
+# One walk at a time: the walk reads sources and caches them; parallel jobs would only repeat the work.
 _source_lock = threading.Lock()
 
 
@@ -220,7 +232,7 @@ def _code_version(function: Callable) -> str:
                 stack += _referenced(value)
         elif inspect.isclass(value):
             if _in_scope(value, home):
-                pieces.add(f"class {value.__module__}.{value.__qualname__}\n{_source(value)}")
+                pieces.add(f"class {value.__module__}.{value.__qualname__}{_class_outline(value)}")
                 stack += list(vars(value).items())
         elif isinstance(value, dict):
             stack += [(f"{name}[{key!r}]", item) for key, item in value.items() if isinstance(key, _PLAIN)]

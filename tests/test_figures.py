@@ -458,13 +458,16 @@ def test_near_zero_clean_probability_is_said_in_words():
     result = occlusion_result(clean=6.3e-10)
     result["probability"] = np.full((2, 3), 6.0e-10, dtype=np.float32)
     result["map"] = np.array([[4.6e-10, 1e-10, -5e-10], [0.0, 2e-10, -1e-11]], dtype=np.float32)
-    figure = attribution.result_figure("occlusion", result, np.zeros((1, 2, 3)), "9", "Occlusion")
+    figure = attribution.occlusion_figure(result["probability"], result["map"], result["clean"], np.zeros((1, 2, 3)),
+                                          "9")
     note = figure.layout.title.subtitle.text
     assert "p(9) is only 0.00000000063 on the clean image" in note and "tiny" in note
     drop = figure.data[1]
     assert drop.zmin == -drop.zmax == pytest.approx(-5e-10)
     assert not drop.colorbar.tickformat.endswith("s")
-    ordinary = attribution.result_figure("occlusion", occlusion_result(0.93), np.zeros((1, 2, 3)), "9", "Occlusion")
+    normal = occlusion_result(0.93)
+    ordinary = attribution.occlusion_figure(normal["probability"], normal["map"], normal["clean"], np.zeros((1, 2, 3)),
+                                            "9")
     assert "only" not in ordinary.layout.title.subtitle.text and "93.0%" in ordinary.layout.title.subtitle.text
 
 
@@ -510,9 +513,9 @@ def test_method_figure_draws_one_subplot_per_spec_on_its_scale():
         assert trace.colorbar.x == pytest.approx(figure.layout[axis].domain[1] + 0.01)
 
 
-def test_result_figure_gives_other_methods_one_map():
+def test_a_method_with_the_default_spec_gets_one_map():
     values = np.array([[-0.2, 0.4], [0.1, 0.0]], dtype=np.float32)
-    figure = attribution.result_figure("saliency", {"map": values}, np.zeros((1, 2, 2)), "one", "Saliency")
+    figure = attribution.method_figure({"map": values}, attribution.DEFAULT_SPECS, np.zeros((1, 2, 2)), "Saliency")
     assert len(figure.data) == 1
     np.testing.assert_array_equal(np.asarray(figure.data[0].z, dtype=np.float32), values)
     assert figure.data[0].zmin == -figure.data[0].zmax
@@ -597,7 +600,8 @@ def every_figure():
         "units": images.feature_map_grid(rng.random(10), title="fc"),
         "logits": images.feature_map_grid(rng.random(4), title="logits", class_names=CLASSES),
         "attribution": attribution.attribution_figure(rng.normal(size=(2, 3)), np.zeros((1, 2, 3)), "s", "overlay"),
-        "occlusion": attribution.result_figure("occlusion", result, np.zeros((1, 2, 3)), "a", "Occlusion"),
+        "occlusion": attribution.occlusion_figure(result["probability"], result["map"], result["clean"],
+                                                  np.zeros((1, 2, 3)), "a"),
         "inversion": attribution.inversion_figure(rng.random((1, 3, 3)), rng.random((1, 3, 3)), "inv"),
     }
 

@@ -94,7 +94,7 @@ def map_specs(method: str, class_name: str) -> list[tuple[str, str, str]]:
     """(key, title, scale) of each map the method's entry says it returns (titles may name the class)."""
     specs = getattr(attribution.METHODS[method], "maps", None)
     if not specs:
-        return [("map", "attribution", "auto")]
+        return list(figures.DEFAULT_SPECS)
     return [(spec.key, spec.title.replace("class", class_name) if "p(class)" in spec.title else spec.title,
              spec.scale) for spec in specs]
 
@@ -102,7 +102,7 @@ def map_specs(method: str, class_name: str) -> list[tuple[str, str, str]]:
 def method_figure(maps: dict, method: str, image, title: str, shown: dict, class_name: str):
     """One method's maps as its entry describes them; a method that reports the clean image's probability
     (``clean``) gets it said in words under the title."""
-    note = figures.occlusion_note(float(maps["clean"]), class_name) if "clean" in maps else ""
+    note = figures.clean_probability_note(float(maps["clean"]), class_name) if "clean" in maps else ""
     return figures.method_figure(maps, map_specs(method, class_name), image, title, shown["display"],
                                  shown["opacity"], note=note)
 
