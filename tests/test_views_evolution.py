@@ -5,6 +5,7 @@ import base64
 
 import numpy as np
 import pytest
+from dash import no_update
 
 from components import evolution as figures
 from compute import training
@@ -76,7 +77,7 @@ def test_no_second_run_asks_for_no_second_job():
 
 
 def test_the_animated_scatter_has_one_frame_per_epoch_holding_the_jobs_layouts(result, shown):
-    scatter, _pair, _numbers, alignment = view.evolution_render(result, shown)
+    scatter, _pair, _numbers, alignment, _track = view.evolution_render(result, shown)
     epochs, layouts = result["epochs"], result["layouts"]
     count = layouts.shape[1]
     assert len(scatter["frames"]) == len(epochs) == layouts.shape[0] == 11
@@ -95,7 +96,7 @@ def test_the_animated_scatter_has_one_frame_per_epoch_holding_the_jobs_layouts(r
 
 
 def test_the_numbers_chart_equals_the_jobs_numbers(result, shown):
-    _scatter, _pair, numbers, _alignment = view.evolution_render(result, shown)
+    _scatter, _pair, numbers, _alignment, _track = view.evolution_render(result, shown)
     for (key, label, _colour), trace in zip(figures.METRICS, numbers.data):
         assert trace.name == label
         assert list(trace.x) == result["epochs"]
@@ -107,7 +108,7 @@ def test_the_numbers_chart_equals_the_jobs_numbers(result, shown):
 
 
 def test_the_before_after_pair_is_the_first_and_the_last_epoch(result, shown):
-    _scatter, pair, _numbers, _alignment = view.evolution_render(result, shown)
+    _scatter, pair, _numbers, _alignment, _track = view.evolution_render(result, shown)
     count = view._trace_counts(result["labels"], result["classes"])
     assert np.allclose(positions(pair["data"][:count + 1], len(result["labels"])), result["layouts"][0], atol=5e-4)
     assert np.allclose(positions(pair["data"][count + 1:], len(result["labels"])), result["layouts"][-1], atol=5e-4)
@@ -136,14 +137,14 @@ def test_selecting_an_image_rings_it_in_every_frame_like_a_figure_drawn_with_it(
 
 
 def test_selecting_an_image_rings_it_before_and_after(result, shown):
-    _scatter, pair, _numbers, _alignment = view.evolution_render(result, shown)
+    _scatter, pair, _numbers, _alignment, _track = view.evolution_render(result, shown)
     patched = apply_patch(pair, view.pair_patch(result, SELECTED))
     rings = [trace for trace in patched["data"] if trace.get("name") == figures.SELECTION_TRACE]
     assert np.allclose([[r["x"][0], r["y"][0]] for r in rings], result["layouts"][[0, -1], SELECTED])
 
 
-def test_the_track_lists_the_selected_images_prediction_after_each_epoch(result):
-    track = view.prediction_track(result, SELECTED)
+def test_the_track_lists_the_selected_images_prediction_after_each_epoch(result, shown):
+    track = view.evolution_render(result, {**shown, "selected": SELECTED})[-1]
     cells = [child for child in track.children if "evolution-guess" in (getattr(child, "className", "") or "")]
     predicted = result["predicted"][:, SELECTED]
     assert [cell.children for cell in cells] == [f"{e}: {result['classes'][p]}" for e, p in zip(result["epochs"], predicted)]
@@ -163,13 +164,17 @@ def test_training_settings_are_checked_before_a_job_is_asked_for():
 
 def test_a_run_trained_from_the_page_joins_both_lists_and_evolves(trained_model):
     settings = {"epochs": 1, "lr": 3e-3, "width": 0.25, "seed": 3}
-    trained, note, compared = view.train_render(run(Source(), "evolution.train", settings), {"trained": []})
-    assert compared == trained[-1]["name"] == "e1-lr0.003-w0.25-s3" and "is ready" in note.children
-    # The runs job's answer is shared by equal requests, so the page adds what it trained itself.
-    options, compare_options = view.runs_render({"runs": []}, {"trained": trained})
+    trained, note = view.train_render(run(Source(), "evolution.train", settings), {"trained": []})
+    compared = trained[-1]["name"]
+    assert compared == "e1-lr0.003-w0.25-s3" and "is ready" in note.children
+    # The runs job's answer is shared by equal requests, so the page adds what it trained itself ...
+    options, compare_options, shown = view.runs_render({"runs": []}, view.runs_request(trained, True).context)
     assert [o["value"] for o in options] == [compared] and options == compare_options
-    options, _ = view.runs_render(run(Source(), "evolution.runs", {}), {"trained": trained})
-    assert [o["value"] for o in options] == [training.DEFAULT_RUN, compared]
+    assert shown == compared  # ... and shows a run that has just been trained beside the first
+    request = view.runs_request(trained, False)
+    assert request.job == "evolution.runs" and request.context["show"] is None
+    options, _, shown = view.runs_render(run(Source(), request.job, request.params), request.context)
+    assert [o["value"] for o in options] == [training.DEFAULT_RUN, compared] and shown is no_update
     assert "1 epochs, lr 0.003, width 0.25, seed 3" in options[1]["label"]
     second = run(Source(), "evolution.embed", {"layer": "relu4", "method": "pca", "run": compared})
     figure, = view.compare_render(second, {"selected": SELECTED, "layer": "relu4", "method": "pca"})

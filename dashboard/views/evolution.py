@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from dash import Input, Output, Patch, State, dcc, html, no_update
+from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash.exceptions import MissingCallbackContextException
 
 from components import controls, scatter, theme
 from components import evolution as figures
@@ -47,11 +48,12 @@ TRAIN_FIELDS = {"epochs": ("Epochs", 3, 1), "lr": ("Learning rate", 3e-3, "any")
                 "seed": ("Seed", 1, 1)}
 NO_RUN = ""
 SCATTER_HEIGHT = 560
+SLIDER_START = 0.27  # of the figure's width: the play and pause buttons are left of it
 
 panel = BackgroundPanel(
     "evolution",
     outputs=[Output(SCATTER, "figure"), Output(BEFORE_AFTER, "figure"), Output(METRICS, "figure"),
-             Output(ALIGNMENT, "children")],
+             Output(ALIGNMENT, "children"), Output(TRACK, "children")],
     inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(explore.LAYER, "value"), Input(METHOD, "value")],
     states=[State(SELECTION, "data")],
     view=NAME,
@@ -65,14 +67,14 @@ compare_panel = BackgroundPanel(
 )
 train_panel = BackgroundPanel(
     "evolution-train",
-    outputs=[Output(TRAINED, "data"), Output(TRAIN_NOTE, "children"), Output(COMPARE, "value")],
+    outputs=[Output(TRAINED, "data"), Output(TRAIN_NOTE, "children")],
     inputs=[Input(TRAIN, "n_clicks")],
     states=[*[State(f"{TRAIN}-{field}", "value") for field in TRAIN_FIELDS], State(TRAINED, "data")],
     view=NAME,
 )
 runs_panel = BackgroundPanel(
     "evolution-runs",
-    outputs=[Output(RUN, "options"), Output(COMPARE, "options")],
+    outputs=[Output(RUN, "options"), Output(COMPARE, "options"), Output(COMPARE, "value")],
     inputs=[Input(TRAINED, "data")],
     view=NAME,
 )
@@ -247,11 +249,15 @@ def clickable(figure) -> dict:
     return figure
 
 
-def scatter_figure(result: dict, shown: dict):
+def scatter_figure(result: dict, shown: dict) -> dict:
     """The animated scatter of the job's result, starting at the untrained model, the selected image ringed."""
-    return clickable(figures.evolution_scatter(
+    figure = figures.evolution_scatter(
         result["layouts"], result["labels"], result["classes"], result["epochs"], shown.get("selected"), start=0,
-        title=_title(result, shown), revision=f"{result['run']}|{shown['layer']}|{shown['method']}"))
+        title=_title(result, shown), revision=f"{result['run']}|{shown['layer']}|{shown['method']}")
+    # Two runs share the row: the slider starts clear of the play and pause buttons at half the page's width.
+    figure.update_layout(sliders=[{**figure.layout.sliders[0].to_plotly_json(), "x": SLIDER_START,
+                                   "len": 1 - SLIDER_START}])
+    return clickable(figure)
 
 
 def numbers(result: dict) -> dict[str, list[float]]:
@@ -267,7 +273,7 @@ def evolution_render(result: dict, shown: dict) -> tuple:
     alignment = [html.B("Aligned: "), result["alignment"],
                  f" k-NN: k=5, test split predicted from the training split; trustworthiness on "
                  f"{result['trust_sample']} points."]
-    return scatter_figure(result, shown), pair, metrics, alignment
+    return scatter_figure(result, shown), pair, metrics, alignment, prediction_track(result, shown.get("selected"))
 
 
 def compare_render(result: dict, shown: dict) -> tuple:
@@ -290,20 +296,31 @@ def train_render(result: dict, shown: dict) -> tuple:
     trained = [r for r in shown.get("trained", []) if r["name"] != run["name"]] + [run]
     note = controls.message(f"Run {run['name']} is ready: test accuracy {run['test_accuracy'][-1]:.1%} after "
                             f"{run['settings']['epochs']} epochs. It is shown beside the first run.", "info")
-    return trained, note, run["name"]
+    return trained, note
 
 
-def runs_request(trained):
-    return Request("evolution.runs", {}, {"trained": trained or []})
+def _just_trained() -> bool:
+    """Whether this callback runs because a training run has just ended (False outside a callback)."""
+    try:
+        return ctx.triggered_id == TRAINED
+    except MissingCallbackContextException:
+        return False
+
+
+def runs_request(trained, just_trained: bool | None = None):
+    trained = trained or []
+    fresh = _just_trained() if just_trained is None else just_trained
+    return Request("evolution.runs", {}, {"trained": trained, "show": trained[-1]["name"] if trained and fresh else None})
 
 
 def runs_render(result: dict, shown: dict) -> tuple:
-    """Every completed run as options; the runs this page trained are added (the job's answer is shared)."""
+    """Every completed run as options, the runs this page trained added (the job's answer is shared by equal
+    requests, so it may predate them); a run that has just been trained is shown beside the first."""
     found = {run["name"]: run for run in result["runs"]}
     for run in shown.get("trained", []):
         found.setdefault(run["name"], run)
     options = [{"label": _run_label(run), "value": name} for name, run in found.items()]
-    return options, options
+    return options, options, shown.get("show") or no_update
 
 
 # ------------------------------------------------------------------------------------------ the selection
@@ -400,7 +417,7 @@ def register(app, context: ViewContext) -> None:
     @app.callback(Output(SCATTER, "figure", allow_duplicate=True),
                   Output(BEFORE_AFTER, "figure", allow_duplicate=True),
                   Output(COMPARE_SCATTER, "figure", allow_duplicate=True),
-                  Output(TRACK, "children"),
+                  Output(TRACK, "children", allow_duplicate=True),
                   Input(SELECTION, "data"), State(EPOCH, "data"),
                   State(_job_store(panel), "data"), State(_job_store(compare_panel), "data"),
                   State(COMPARE, "value"), prevent_initial_call=True)

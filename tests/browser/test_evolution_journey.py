@@ -8,7 +8,7 @@ from tests.browser.helpers import wait_for_detail
 
 pytestmark = pytest.mark.browser
 
-WAIT = 60_000  # a cold evolution is 11 forward passes and 11 PCAs on a busy 2-core machine
+WAIT = 240_000  # a cold evolution is 11 forward passes and 11 PCAs on a busy 2-core machine
 # relu4, where training shows; the explore scatter with PCA too, so the page's other work is light.
 URL = "?views=evolution&layer=relu4&embedding=pca"
 SCATTER = "#evolution-scatter .js-plotly-plot"
