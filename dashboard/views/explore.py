@@ -41,7 +41,10 @@ function(selection, figure) {
 # their sample index, stars for new points, and lines between them. The figure's other traces are untouched.
 DRAW_HIGHLIGHT = """
 function(mark, figure) {
-    if (!figure || !figure.data) { return window.dash_clientside.no_update; }
+    const marked = ['highlight', 'highlight-new', 'highlight-lines'];
+    if (!figure || !figure.data || (!mark && !figure.data.some(t => marked.includes(t.name)))) {
+        return window.dash_clientside.no_update;  // nothing to draw or clear: no redraw
+    }
     const rings = {x: [], y: [], text: []}, stars = {x: [], y: [], text: []}, lines = {x: [], y: []};
     if (mark) {
         const wanted = new Set((mark.indices || []).map(Number));

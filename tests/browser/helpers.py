@@ -5,6 +5,11 @@ SCATTER_READY = """() => { const gd = document.querySelector('#scatter .js-plotl
     return !!(gd && gd.data && gd.data.some(t => t.name !== 'selected' && t.x && t.x.length)); }"""
 
 
+RING_ON = """(index) => { const gd = document.querySelector('#scatter .js-plotly-plot');
+    const ring = gd && gd.data && gd.data.find(t => t.name === 'selected');
+    return !!(ring && ring.customdata && ring.customdata.length && Number(ring.customdata[0][0]) === index); }"""
+
+
 def wait_for_scatter(page, timeout: float = 120_000) -> None:
     page.wait_for_function(SCATTER_READY, timeout=timeout)
 
@@ -35,7 +40,15 @@ def click_scatter_point(page, rank: int = 0) -> dict:
             return {x: box.left + fl._size.l + p.px, y: box.top + fl._size.t + p.py, index: p.index, name: p.name}; }""",
         rank,
     )
-    page.mouse.click(target["x"], target["y"])
+    # A WebGL canvas loses a click that lands while the figure is being redrawn (a panel's answer arriving): the
+    # ring on the selected point says whether the page took it, and a lost click is given again.
+    for _attempt in range(3):
+        page.mouse.click(target["x"], target["y"])
+        try:
+            page.wait_for_function(RING_ON, arg=target["index"], timeout=15_000)
+            break
+        except Exception:  # playwright's TimeoutError: click again
+            continue
     return target
 
 
