@@ -94,13 +94,14 @@ def scatter(workspace: Workspace, progress, layer: str, method: str, features: s
 
 
 @job("details.panels")
-def details(workspace: Workspace, progress, index: int, layer: str, variant: dict | None = None) -> dict:
+def details(workspace: Workspace, progress, index: int, layer: str, variant: dict | None = None,
+            epoch: int | None = None) -> dict:
     """One image (``variant``: derived from it), its class probabilities and the output of ``layer`` for it, with the
-    layer's sparsity."""
+    layer's sparsity; ``epoch``: by the model saved at that epoch of training instead of the final one."""
     dataset = workspace.dataset
     image = workspace.image(index, variant)
     with workspace.lock:
-        outputs = activations.single(workspace.model(progress=progress), image, [layer])
+        outputs = activations.single(workspace.model(epoch, progress=progress), image, [layer])
     layer_output = outputs[layer]
     stats = channels.sparsity(layer_output)
     return {
@@ -126,12 +127,13 @@ def _method_params(method: str, params: dict, dataset) -> dict:
 
 @job("attribution.maps")
 def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, target: int | None = None,
-                     use_predicted: bool = False, sanity: bool = False, variant: dict | None = None) -> dict:
+                     use_predicted: bool = False, sanity: bool = False, variant: dict | None = None,
+                     epoch: int | None = None) -> dict:
     """Every method of ``methods`` ({name: parameters}) on image ``index`` (or its ``variant``) for one target class,
     and with ``sanity`` the same maps of the untrained model and their rank correlation (Adebayo et al. 2018)."""
     dataset = workspace.dataset
     image = workspace.image(index, variant)
-    model = workspace.model(progress=progress)
+    model = workspace.model(epoch, progress=progress)
     with workspace.lock:
         with torch.no_grad():
             logits = model(image[None].to(workspace.device))
@@ -166,13 +168,13 @@ def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, 
 
 @job("inversion.reconstruct")
 def inversion(workspace: Workspace, progress, index: int, layer: str, channel: int | None = None,
-              method: str = "deconvnet", variant: dict | None = None) -> dict:
+              method: str = "deconvnet", variant: dict | None = None, epoch: int | None = None) -> dict:
     """Image ``index`` (or its ``variant``) projected back to pixels from one channel of ``layer`` (the most active
     one by default)."""
     if channel is not None and channel < 0:
         raise ValueError(f"channel {channel} is negative: channels are numbered from 0")
     image = workspace.image(index, variant)
-    model = workspace.model(progress=progress)
+    model = workspace.model(epoch, progress=progress)
     with workspace.lock:
         if channel is None:
             channel, how = attribution.most_active_channel(model, image, layer), "most active channel"

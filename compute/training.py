@@ -181,7 +181,10 @@ def train_job(workspace, progress, epochs: int = 10, lr: float = 3e-3, width: fl
 
 
 @job("evolution.runs")
-def runs_job(workspace, progress) -> dict:
-    """The completed training runs: {"runs": [{"name", "settings", "test_accuracy"}, ...]}, the default first."""
+def runs_job(workspace, progress, asked: int | None = None) -> dict:
+    """The completed training runs: {"runs": [{"name", "settings", "test_accuracy"}, ...]}, the default first.
+
+    ``asked`` (when the page asked, ignored here) makes every listing its own request: the server shares the answers
+    of equal requests, and a listing must see runs trained since, in this tab or another."""
     return {"runs": [{"name": r.name, "settings": r.settings, "test_accuracy": list(r.test_accuracy)}
                      for r in runs()]}

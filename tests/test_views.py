@@ -166,3 +166,22 @@ def test_user_errors_become_messages_not_tracebacks():
     with pytest.raises(IndexError) as caught:
         run(Source(), "details.panels", {"index": 10**6, "layer": "relu2"})
     assert "out of range" in error_message(caught.value).children
+
+
+def test_a_selection_with_an_epoch_opens_the_panels_with_that_epochs_model(context, digits):
+    from compute import models
+
+    selection = {"index": 9, "epoch": 0}
+    request = details.details_request(selection, "relu2", "shared")
+    assert request.params["epoch"] == 0 and "model of epoch 0" in request.context["note"]
+    result = job(request)
+    untrained = models.load("digits-cnn", epoch=0)
+    with torch.no_grad():
+        expected = torch.softmax(untrained(digits.images[9][None])[0], 0).numpy()
+    np.testing.assert_allclose(result["probabilities"], expected, rtol=1e-5, atol=1e-6)
+    title, *_ = details.details_render(context)(result, request.context)
+    assert "model of epoch 0" in str(title[0].children)
+    maps = job(attribution_request(context, selection, ["saliency"]))
+    label = int(digits.labels[9])
+    np.testing.assert_allclose(maps["maps"]["saliency"]["map"],
+                               gradients.saliency(untrained, digits.images[9], label).numpy(), rtol=1e-5, atol=1e-7)

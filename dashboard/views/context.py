@@ -86,15 +86,23 @@ def selected_variant(selection) -> dict | None:
     return variant if isinstance(variant, dict) and variant.get("kind") else None
 
 
+def selected_epoch(selection) -> int | None:
+    """The saved epoch whose model the selection asks for (a point clicked in the evolution view), or None."""
+    epoch = selection.get("epoch") if isinstance(selection, dict) else None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
 def sample_params(selection) -> dict:
-    """The job parameters naming the selected image: its index, and its variant when it is a derived image."""
-    variant = selected_variant(selection)
-    return {"index": selected_index(selection), **({"variant": variant} if variant else {})}
+    """The job parameters naming the selected image: its index, its variant when it is a derived image, and the
+    epoch of the model to use when the selection names one."""
+    variant, epoch = selected_variant(selection), selected_epoch(selection)
+    return {"index": selected_index(selection), **({"variant": variant} if variant else {}),
+            **({"epoch": epoch} if epoch is not None else {})}
 
 
 def selection_note(selection) -> str:
-    """" (adversarial, FGSM 8/255)" for a derived image (the store's own "label", else the variant's kind); "" else."""
-    variant = selected_variant(selection)
-    if not variant:
-        return ""
-    return f" ({selection.get('label') or variant['kind']})"
+    """" (adversarial, FGSM 8/255)" for a derived image (the store's own "label", else the variant's kind), and
+    " · model of epoch 3" when the selection names an epoch; "" for a plain data-set image."""
+    variant, epoch = selected_variant(selection), selected_epoch(selection)
+    note = f" ({selection.get('label') or variant['kind']})" if variant else ""
+    return note + (f" · model of epoch {epoch}" if epoch is not None else "")

@@ -12,6 +12,7 @@ trained from here (``evolution.train``, with progress) and joins the run lists w
 from __future__ import annotations
 
 import base64
+import time
 
 import numpy as np
 from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
@@ -125,16 +126,22 @@ function(epoch, figure) {
 """
 
 SELECT_CLICKED = """
-function(main, compared, pair) {
+function(main, compared, pair, run) {
     const context = window.dash_clientside.callback_context;
     const trigger = context.triggered_id || (context.triggered[0] || {prop_id: ''}).prop_id.split('.')[0];
     const click = {'%(main)s': main, '%(compared)s': compared, '%(pair)s': pair}[trigger];
     const row = click && click.points && click.points.length ? click.points[0].customdata : null;
     // A typed-array row arrives as {"0": sample, "1": epoch}.
     const index = row ? Number(row[0]) : NaN;
-    return Number.isInteger(index) ? {index: index} : window.dash_clientside.no_update;
+    if (!Number.isInteger(index)) { return window.dash_clientside.no_update; }
+    // A point of the default run's animation names its epoch: the detail panels then use that epoch's model.
+    const epoch = Number(row[1]);
+    if (trigger === '%(main)s' && run === '%(default)s' && Number.isInteger(epoch)) {
+        return {index: index, epoch: epoch};
+    }
+    return {index: index};
 }
-""" % {"main": SCATTER, "compared": COMPARE_SCATTER, "pair": BEFORE_AFTER}
+""" % {"main": SCATTER, "compared": COMPARE_SCATTER, "pair": BEFORE_AFTER, "default": training.DEFAULT_RUN}
 
 SHOW_COMPARE = """function(run) { return run ? {} : {display: 'none'}; }"""
 
@@ -310,7 +317,7 @@ def _just_trained() -> bool:
 def runs_request(trained, just_trained: bool | None = None):
     trained = trained or []
     fresh = _just_trained() if just_trained is None else just_trained
-    return Request("evolution.runs", {}, {"trained": trained, "show": trained[-1]["name"] if trained and fresh else None})
+    return Request("evolution.runs", {"asked": time.time_ns()}, {"trained": trained, "show": trained[-1]["name"] if trained and fresh else None})
 
 
 def runs_render(result: dict, shown: dict) -> tuple:
@@ -411,7 +418,7 @@ def register(app, context: ViewContext) -> None:
                             State(METRICS, "figure"), prevent_initial_call=True)
     app.clientside_callback(SELECT_CLICKED, Output(SELECTION, "data", allow_duplicate=True),
                             Input(SCATTER, "clickData"), Input(COMPARE_SCATTER, "clickData"),
-                            Input(BEFORE_AFTER, "clickData"), prevent_initial_call=True)
+                            Input(BEFORE_AFTER, "clickData"), State(RUN, "value"), prevent_initial_call=True)
     app.clientside_callback(SHOW_COMPARE, Output(COMPARE_COLUMN, "style"), Input(COMPARE, "value"))
 
     @app.callback(Output(SCATTER, "figure", allow_duplicate=True),

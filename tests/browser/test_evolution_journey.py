@@ -103,7 +103,9 @@ def test_the_slider_and_play_move_the_points_and_the_selection_stays_ringed(page
 
     # A click selects the image page-wide: the detail panels open for it, and it is ringed in every frame.
     clicked = click_isolated_point(page)
-    wait_for_detail(page, clicked["index"], timeout=WAIT)
+    title = wait_for_detail(page, clicked["index"], timeout=WAIT)
+    # The point belongs to the epoch on screen (the last, after play): the panels use that epoch's model.
+    assert "model of epoch 10" in title
     page.wait_for_function("(sel) => { const gd = document.querySelector(sel);"
                            " return gd._transitionData._frames.every(f => f.data[f.data.length - 1].x.length === 1); }",
                            arg=SCATTER, timeout=60_000)
