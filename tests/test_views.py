@@ -10,18 +10,10 @@ import torch
 
 from compute import attribution, gradients
 from compute.workspace import Source, run
-from dashboard.config import AppConfig
 from dashboard.views import attribution as attribution_view
 from dashboard.views import details, explore, inversion
-from dashboard.views.context import Meta, ViewContext, error_message
+from dashboard.views.context import error_message
 from dashboard.views.panel import Message, Request
-
-
-@pytest.fixture(scope="module")
-def context(trained_model, cache_root):
-    config = AppConfig(cache_dir=str(cache_root))
-    meta = Meta.from_description(run(config.source(), "describe", {}))
-    return ViewContext(config, service=None, meta=meta)
 
 
 def job(request: Request) -> dict:

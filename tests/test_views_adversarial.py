@@ -7,18 +7,11 @@ import pytest
 
 from compute.workspace import Source, run, workspace
 from components.adversarial import magnification, magnified
-from dashboard.config import AppConfig
 from dashboard.views import adversarial as view
-from dashboard.views.context import Meta, ViewContext, sample_params
+from dashboard.views.context import sample_params
 from dashboard.views.panel import Message, Request
 
 INDEX = 21  # a test image that FGSM at 32/255 fools on the built-in model (asserted where it matters)
-
-
-@pytest.fixture(scope="module")
-def context(trained_model, cache_root):
-    config = AppConfig(cache_dir=str(cache_root))
-    return ViewContext(config, service=None, meta=Meta.from_description(run(config.source(), "describe", {})))
 
 
 def ask(selection=None, method="fgsm", target=None, epsilon=32, steps=10, step_size=None, layer="relu2",

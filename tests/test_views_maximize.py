@@ -9,16 +9,8 @@ import pytest
 from compute import maximize
 from compute.maximize.transforms import suggested_transforms
 from compute.workspace import Cancelled, Source, run
-from dashboard.config import AppConfig
 from dashboard.views import maximize as view
-from dashboard.views.context import Meta, ViewContext
 from dashboard.views.panel import Message, Request
-
-
-@pytest.fixture(scope="module")
-def context(trained_model, cache_root):
-    config = AppConfig(cache_dir=str(cache_root))
-    return ViewContext(config, service=None, meta=Meta.from_description(run(config.source(), "describe", {})))
 
 
 def ask(context, clicks=1, mode="one", kind="class", combine="none", second="9", whole_layer="classes",

@@ -8,17 +8,8 @@ import numpy as np
 import pytest
 
 from compute.workspace import Source, run
-from dashboard.config import AppConfig
 from dashboard.views import channels, weights
-from dashboard.views.context import Meta, ViewContext
 from dashboard.views.panel import Message, Request
-
-
-@pytest.fixture(scope="module")
-def context(trained_model, cache_root):
-    config = AppConfig(cache_dir=str(cache_root))
-    meta = Meta.from_description(run(config.source(), "describe", {}))
-    return ViewContext(config, service=None, meta=meta)
 
 
 def job(request: Request) -> dict:
