@@ -2,30 +2,66 @@
 
 ``python -m bench.evolution_frames http://127.0.0.1:8050/`` against a running server (the evolution job cached or
 computed on the page's first load). Each frame is drawn with ``Plotly.animate`` and timed to the next paint.
+Baseline, in the same page: the same figure and frames in a bare plotly plot of the same size, outside Dash, so
+the ratio says what the page adds to plotly's own redraw (a Dash store set on every frame once doubled it).
 """
-import sys, time, json
+from __future__ import annotations
+
+import json
+import sys
+
 from playwright.sync_api import sync_playwright
-url = sys.argv[1]
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-with sync_playwright() as p:
-    b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-    pg = b.new_page(viewport={"width":1400,"height":1000})
-    pg.goto(url + "?views=evolution")
-    pg.wait_for_function("() => { const gd = document.querySelector('#evolution-scatter .js-plotly-plot'); return !!(gd && gd._transitionData && gd._transitionData._frames && gd._transitionData._frames.length > 5); }", timeout=300000)
-    res = pg.evaluate("""async () => {
-        const gd = document.querySelector('#evolution-scatter .js-plotly-plot');
+SCATTER = "#evolution-scatter .js-plotly-plot"
+READY = ("() => { const gd = document.querySelector('%s'); return !!(gd && gd._transitionData && "
+         "gd._transitionData._frames && gd._transitionData._frames.length > 5); }" % SCATTER)
+
+TIME_FRAMES = """
+async ([selector, rounds]) => {
+    async function timeFrames(gd) {
         const names = gd._transitionData._frames.map(f => f.name);
         const times = [];
-        for (let round = 0; round < 3; round++) {
-          for (const name of names) {
-            const t0 = performance.now();
-            await Plotly.animate(gd, [name], {frame: {duration: 0, redraw: true}, transition: {duration: 0}, mode: 'immediate'});
-            await new Promise(r => requestAnimationFrame(() => r()));
-            times.push(performance.now() - t0);
-          }
+        for (let round = 0; round < rounds; round++) {
+            for (const name of names) {
+                const t0 = performance.now();
+                await Plotly.animate(gd, [name], {frame: {duration: 0, redraw: true}, transition: {duration: 0},
+                                                  mode: 'immediate'});
+                await new Promise(r => requestAnimationFrame(() => r()));
+                times.push(performance.now() - t0);
+            }
         }
         times.sort((a, b) => a - b);
-        return {n: times.length, p50: times[Math.floor(times.length/2)], p95: times[Math.floor(times.length*0.95)]};
-    }""")
-    print(json.dumps(res))
-    b.close()
+        return {n: times.length, p50: times[Math.floor(times.length / 2)],
+                p95: times[Math.floor(times.length * 0.95)]};
+    }
+    const gd = document.querySelector(selector);
+    const page = await timeFrames(gd);
+    // The baseline: the same figure and frames in a bare plot of the same size, outside Dash (no listeners).
+    const div = document.createElement('div');
+    div.style.width = gd.offsetWidth + 'px'; div.style.height = gd.offsetHeight + 'px';
+    document.body.appendChild(div);
+    await Plotly.newPlot(div, gd.data, JSON.parse(JSON.stringify(gd.layout)));
+    await Plotly.addFrames(div, gd._transitionData._frames.map(f => ({name: f.name, data: f.data, traces: f.traces})));
+    const baseline = await timeFrames(div);
+    Plotly.purge(div); div.remove();
+    return {page: page, bare_plot: baseline, traces: gd.data.length,
+                points: gd._fullData.reduce((n, t) => n + (t.name !== 'selected' && t.name !== 'path of the selected image' ? t._length || 0 : 0), 0)};
+}
+"""
+
+
+def measure(url: str, rounds: int = 3) -> dict:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url + "?views=evolution")
+        page.wait_for_function(READY, timeout=300_000)
+        result = page.evaluate(TIME_FRAMES, [SCATTER, rounds])
+        browser.close()
+    result["page_over_bare_p50"] = result["page"]["p50"] / result["bare_plot"]["p50"]
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8050/"), indent=1))

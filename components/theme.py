@@ -7,7 +7,8 @@ Every colour and font size a figure uses is a field of :class:`Theme`; the modul
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 
 import plotly.graph_objects as go
 
@@ -39,10 +40,106 @@ class Theme:
     SIGNED_SCALE: str = "RdBu_r"
     IMAGE_SCALE: str = "gray"
     LABEL_SHADOW: str = "0px 0px 3px black, 0px 0px 2px black"
+    # Projector: markers and lines drawn this many times thicker (a dot of 5 px vanishes on a washed-out screen).
+    MARKER_SCALE: float = 1.0
+    LINE_SCALE: float = 1.0
 
 
 LIGHT = Theme()
 THEME: Theme = LIGHT
+# Dark: light text on a near-black page (a dimmed lecture hall); the class colours stay, they read on both.
+DARK = replace(LIGHT, TEXT="#f3f4f6", MUTED="#d1d5db", SELECTED="#f9fafb", BACKGROUND="#111827", GRID="#374151",
+               BAR="#9ca3af")
+# Projector: pure black on white (or white on black), large text, thick markers and grid lines that survive a
+# washed-out beamer; sizes chosen so the back row of a classroom reads the ticks.
+PROJECTOR_LIGHT = replace(LIGHT, FONT_SIZE=20, TITLE_SIZE=24, TEXT="#000000", MUTED="#111827", GRID="#9ca3af",
+                          MARKER_SCALE=1.8, LINE_SCALE=2.0)
+PROJECTOR_DARK = replace(PROJECTOR_LIGHT, TEXT="#ffffff", MUTED="#f3f4f6", SELECTED="#ffffff", BACKGROUND="#000000",
+                         GRID="#6b7280", BAR="#d1d5db")
+# The page's theme switch (header) picks one of these by name; "light" is the figures' own, as the server draws them.
+THEMES: dict[str, Theme] = {"light": LIGHT, "dark": DARK, "projector-light": PROJECTOR_LIGHT,
+                            "projector-dark": PROJECTOR_DARK}
+
+
+def theme_name(projector: bool, dark: bool) -> str:
+    """The THEMES key for the header's two switches."""
+    return ("projector-" if projector else "") + ("dark" if dark else "light")
+
+
+def figure_overrides(theme: Theme) -> dict:
+    """What a theme changes in a figure already drawn in the house style, as plain values (JSON for the browser).
+
+    ``layout``: relayout values for the whole figure; ``axis``: for every x and y axis; ``font_scale``: factor for
+    font sizes a builder set explicitly (annotations, colour bars); ``marker_scale`` / ``line_scale``: factors for
+    marker sizes and line widths. The page applies them in the browser to every graph (so switching theme runs no
+    job), and :func:`apply_theme` applies them here (the HTML report, the tests).
+    """
+    return {
+        "layout": {"font.size": theme.FONT_SIZE, "font.color": theme.TEXT, "paper_bgcolor": theme.BACKGROUND,
+                   "plot_bgcolor": theme.BACKGROUND, "title.font.size": theme.TITLE_SIZE,
+                   "title.font.color": theme.TEXT, "title.subtitle.font.size": theme.FONT_SIZE,
+                   "title.subtitle.font.color": theme.MUTED, "hoverlabel.font.size": theme.FONT_SIZE,
+                   "legend.font.size": theme.FONT_SIZE, "legend.font.color": theme.TEXT},
+        "axis": {"gridcolor": theme.GRID, "linecolor": theme.MUTED, "zerolinecolor": theme.GRID,
+                 "tickfont.color": theme.TEXT, "title.font.color": theme.TEXT},
+        # The selection ring and the markers' outlines are drawn in the text and background colours.
+        "selected": theme.SELECTED,
+        "outline": {"from": LIGHT.BACKGROUND, "to": theme.BACKGROUND},
+        # Text a builder coloured explicitly (bar labels, notes) in the house text colours takes the theme's.
+        "colours": {LIGHT.TEXT: theme.TEXT, LIGHT.MUTED: theme.MUTED},
+        "font_scale": theme.FONT_SIZE / LIGHT.FONT_SIZE,
+        "marker_scale": theme.MARKER_SCALE,
+        "line_scale": theme.LINE_SCALE,
+    }
+
+
+def overrides_json() -> str:
+    """Every theme's :func:`figure_overrides`, by name, as JSON (read by the page's theme switch)."""
+    return json.dumps({name: figure_overrides(theme) for name, theme in THEMES.items()})
+
+
+def _scaled(value, factor: float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value * factor
+    if isinstance(value, (list, tuple)):
+        return [_scaled(item, factor) for item in value]
+    return value
+
+
+def apply_theme(figure: go.Figure, theme: Theme) -> go.Figure:
+    """``figure`` (drawn in the LIGHT house style) redrawn in ``theme``: the same changes the page makes in the
+    browser (see :func:`figure_overrides`), for exports made on the server."""
+    spec = figure_overrides(theme)
+    figure.update_layout({key.replace(".", "_"): value for key, value in spec["layout"].items()})
+    axis = {key.replace(".", "_"): value for key, value in spec["axis"].items()}
+    figure.update_xaxes(axis)
+    figure.update_yaxes(axis)
+    for annotation in figure.layout.annotations:
+        annotation.font.size = (annotation.font.size or LIGHT.FONT_SIZE) * spec["font_scale"]
+        annotation.font.color = spec["colours"].get(annotation.font.color, annotation.font.color)
+    for trace in figure.data:
+        marker = getattr(trace, "marker", None)
+        if marker is not None and "size" in marker and marker.size is not None:
+            marker.size = _scaled(marker.size, spec["marker_scale"])
+        if marker is not None and "line" in marker:
+            if marker.line.width is not None:
+                marker.line.width = _scaled(marker.line.width, spec["line_scale"])
+            if trace.name == "selected":
+                marker.line.color = spec["selected"]
+            elif marker.line.color == spec["outline"]["from"]:
+                marker.line.color = spec["outline"]["to"]
+        line = getattr(trace, "line", None)
+        if line is not None and getattr(line, "width", None) is not None:
+            line.width = _scaled(line.width, spec["line_scale"])
+        textfont = getattr(trace, "textfont", None)
+        if textfont is not None and textfont.size is not None:
+            textfont.size = _scaled(textfont.size, spec["font_scale"])
+        if textfont is not None and isinstance(textfont.color, str):
+            textfont.color = spec["colours"].get(textfont.color, textfont.color)
+        colorbar = getattr(trace, "colorbar", None)
+        if colorbar is not None and colorbar.tickfont.size is not None:
+            colorbar.tickfont.size = colorbar.tickfont.size * spec["font_scale"]
+    return figure
 
 # The module-level names callers use; rebound by use().
 FONT = LIGHT.FONT

@@ -49,7 +49,7 @@ def describe(workspace: Workspace, progress) -> dict:
     conv_layers = [name for name, module in net.named_modules() if isinstance(module, torch.nn.Conv2d)]
     spec = models.MODELS.get(workspace.source.model)
     default_layer = workspace.source.layer or (spec.default_layer if spec and spec.default_layer else
-                                               ("avgpool" if "avgpool" in names else names[-2]))
+                                               ("avgpool" if "avgpool" in names else names[max(0, len(names) - 2)]))
     return {
         "model": workspace.source.model,
         "data": dataset.description,
@@ -63,34 +63,64 @@ def describe(workspace: Workspace, progress) -> dict:
         "default_layer": default_layer,
         "device": str(workspace.device),
         "skipped": list(getattr(dataset, "skipped", []) or []),
+        # Names of the model's outputs (a predicted index may exceed the data's classes: ImageNet weights on a folder).
+        "model_classes": (list(getattr(net, "categories", None) or []) or list(dataset.classes)
+                          + [f"output {k}" for k in range(len(dataset.classes), int(logits.shape[-1]))]),
     }
 
 
 @job("explore.scatter")
 def scatter(workspace: Workspace, progress, layer: str, method: str, features: str = "auto") -> dict:
-    """The 2-D embedding of ``layer`` over the data set, with labels, predictions and the test accuracy."""
+    """The 2-D embedding of ``layer`` over the data set, with labels, predictions and the test accuracy.
+
+    Streams as it goes: the PCA layout first (a partial result as soon as the features are extracted), then for
+    t-SNE its intermediate layouts as it converges; each partial is the result's shape with ``coords`` so far and
+    ``method`` the one they come from. t-SNE and UMAP start from that PCA layout, so the points move, not jump.
+    """
     dataset = workspace.dataset
-    model = workspace.model(progress=scaled(progress, 0.0, 0.3))
-    progress(0.3, "class probabilities")
+    model = workspace.model(progress=scaled(progress, 0.0, 0.2))
+    progress(0.2, "class probabilities")
     with workspace.lock:
         probabilities = predictions.probabilities(model, dataset)
         shape = activations.single(model, dataset.images[0], [layer])[layer].shape
         mode = embedding.feature_mode(tuple(shape), features)
-        features_ = embedding.layer_features(model, dataset, layer, mode, progress=scaled(progress, 0.35, 0.5))
-    coords = embedding.layer_embedding(model, dataset, layer, method, mode, progress=scaled(progress, 0.5, 1.0))
+        # One batched pass over the data set, cached: every method of this layer starts from these features.
+        embedding.layer_features(model, dataset, layer, mode, progress=scaled(progress, 0.25, 0.45))
     predicted = probabilities.argmax(1).numpy()
     labels = dataset.labels.numpy()
     test = dataset.is_test.numpy()
-    del features_  # computed under the lock above so the embedding itself runs without it (cached)
-    return {
-        "coords": np.asarray(coords, dtype=np.float32),
-        "labels": labels,
-        "predicted": predicted,
+    sample = embedding.choose_sample(len(labels)) if method in embedding.ITERATIVE else None
+    described = {
+        "labels": labels.astype(np.int32),
+        "predicted": predicted.astype(np.int32),
         "accuracy": float((predicted[test] == labels[test]).mean()) if test.any() else float("nan"),
         "mode": mode,
         "values_per_image": int(shape[0]) if mode == "pooled" else int(np.prod(shape)),
         "shape": list(shape),
+        "sample_size": None if sample is None else int(len(sample)),
     }
+    pca = embedding.layer_embedding(model, dataset, layer, "pca", mode)
+    if method == "pca":
+        return {**described, "coords": np.asarray(pca, dtype=np.float32), "method": "pca"}
+    label = embedding.EMBEDDERS[method].label if method in embedding.EMBEDDERS else method
+    progress(0.5, f"PCA shown; {label} starts from it", {**described, "coords": pca, "method": "pca"})
+    converging = scaled(progress, 0.5, 1.0)
+
+    def stream(fraction: float, text: str, partial: dict | None = None) -> None:
+        if partial is not None:
+            partial = {**described, "coords": partial["coords"], "method": method}
+        converging(fraction, text, partial)
+
+    coords = embedding.layer_embedding(model, dataset, layer, method, mode, progress=stream)
+    return {**described, "coords": np.asarray(coords, dtype=np.float32), "method": method}
+
+
+def _true_label(dataset, index: int, variant: dict | None) -> int | None:
+    """The image's true class: the data set's for its images and images derived from them (an adversarial image
+    keeps its original's class); None for an uploaded image, which has none."""
+    if (variant or {}).get("kind") == "upload" or not 0 <= index < len(dataset):
+        return None
+    return int(dataset.labels[index])
 
 
 @job("details.panels")
@@ -108,8 +138,8 @@ def details(workspace: Workspace, progress, index: int, layer: str, variant: dic
         "index": int(index),
         "image": image.numpy(),
         "probabilities": torch.softmax(outputs["__logits__"].flatten(), 0).numpy(),
-        "label": int(dataset.labels[index]),
-        "test_split": bool(dataset.is_test[index]),
+        "label": (label := _true_label(dataset, index, variant)),
+        "test_split": None if label is None else bool(dataset.is_test[index]),
         "layer_output": layer_output.numpy(),
         "zero_fraction": stats.zero_fraction,
         "nonpositive_fraction": stats.nonpositive_fraction,
@@ -138,8 +168,8 @@ def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, 
         with torch.no_grad():
             logits = model(image[None].to(workspace.device))
         predicted = int(logits.argmax(1))
-        label = int(dataset.labels[index])
-        if use_predicted:
+        label = _true_label(dataset, index, variant)
+        if use_predicted or (label is None and target is None):
             chosen, how = predicted, "predicted"
         elif target is not None:
             chosen, how = int(target), "chosen"

@@ -2,9 +2,15 @@
 
 Images are float32 in [0, 1], shape (N, C, H, W). Models take images in that range (torchvision models get
 their normalisation as a forward pre-hook, see ``compute.models``), so attribution maps live in pixel space.
+
+``load(name, preprocessing, download)`` takes a table name (``digits``), a stored torchvision data set
+``cifar10[:ROOT]``, ``mnist[:ROOT]``, ``fashion-mnist[:ROOT]`` (see :mod:`compute.torchvision_data`), or an image folder.
+A :class:`Preprocessing` (from the model's weights, see ``compute.model_sources.preprocessing``) resizes and
+centre-crops images as the weights' ``transforms()`` do, lazily, one batch at a time.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -25,6 +31,17 @@ DIGITS_SIZE = 32
 
 class DataError(ValueError):
     """A data set that cannot be loaded, with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are brought to the model: shorter side resized to ``resize``, centre-cropped to ``size`` (None:
+    the data's own size), and grey images repeated to ``channels`` (None: as they are). Normalisation is not here:
+    it is part of the model (a forward pre-hook), so images stay in [0, 1] and are shown as they are."""
+
+    size: int | None = None
+    resize: int | None = None
+    channels: int | None = None
 
 
 @dataclass
@@ -129,9 +146,10 @@ class FolderImages:
     to the folder, is added to ``unreadable`` with a warning, so a long extraction is not lost to one file.
     """
 
-    def __init__(self, paths: list[Path], size: int, root: Path | None = None):
+    def __init__(self, paths: list[Path], size: int, root: Path | None = None, resize: int | None = None):
         self.paths = paths
         self.size = size
+        self.resize = resize or size
         self.root = root
         self.shape = (len(paths), 3, size, size)
         self.unreadable: list[str] = []
@@ -159,7 +177,7 @@ class FolderImages:
                 self.unreadable.append(self.relative(path))
                 warnings.warn(f"{reason}: left blank (changed after the folder was loaded)", stacklevel=3)
             return torch.zeros(self.shape[1:])
-        return image_to_tensor(image, self.size)
+        return image_to_tensor(image, self.size, self.resize)
 
     def __getitem__(self, index):
         if isinstance(index, (int, np.integer)):
@@ -187,25 +205,42 @@ def readable_image(path: Path) -> bool:
     return True
 
 
-def image_to_tensor(image, size: int) -> torch.Tensor:
-    """A PIL image -> (3, size, size) float32 in [0, 1]: shorter side resized to ``size``, then centre-cropped."""
-    from PIL import Image
+def resized_and_cropped(image, size: int, resize: int | None = None):
+    """A PIL image with its shorter side resized to ``resize`` (default ``size``), bilinearly, then centre-cropped
+    to ``size`` x ``size``: exactly the geometry of torchvision's ``weights.transforms()``."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional
 
-    width, height = image.size
-    scale = size / min(width, height)
-    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.BILINEAR)
-    left = (image.size[0] - size) // 2
-    top = (image.size[1] - size) // 2
-    image = image.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    image = functional.resize(image, resize or size, InterpolationMode.BILINEAR)
+    return functional.center_crop(image, [size, size])
 
 
-def load_folder(path: str | Path, size: int = 224) -> Dataset:
+def image_to_tensor(image, size: int, resize: int | None = None) -> torch.Tensor:
+    """A PIL image -> (3, size, size) float32 in [0, 1]: shorter side resized to ``resize`` (default ``size``),
+    then centre-cropped (:func:`resized_and_cropped`)."""
+    return uint8_to_float(image_to_uint8(image, size, resize))
+
+
+def image_to_uint8(image, size: int, resize: int | None = None) -> torch.Tensor:
+    """A PIL image (RGB) -> (3, size, size) uint8, as :func:`image_to_tensor` before scaling: what decoding
+    workers send (a quarter of the bytes of float32)."""
+    pixels = np.asarray(resized_and_cropped(image, size, resize), dtype=np.uint8)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
+
+
+def uint8_to_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1] (the same numbers as ``np.float32(v) / 255``, wherever it is computed)."""
+    return pixels.to(torch.float32) / 255.0
+
+
+def load_folder(path: str | Path, size: int = 224, resize: int | None = None) -> Dataset:
     """An image folder: one subfolder per class (ImageFolder layout), or a flat folder of unlabelled images.
 
     Each file is checked cheaply (:func:`readable_image`); unreadable or oversized ones are left out and listed in
-    ``Dataset.skipped`` (paths relative to the folder, e.g. ``dogs/broken.png``).
+    ``Dataset.skipped`` (paths relative to the folder, e.g. ``dogs/broken.png``). Images are read lazily with their
+    shorter side resized to ``resize`` (default ``size``) and centre-cropped to ``size``.
     """
+    resize = resize or size
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"{path} is not a folder")
@@ -233,24 +268,45 @@ def load_folder(path: str | Path, size: int = 224) -> Dataset:
     is_test = torch.rand(len(paths), generator=generator) < 0.2
     return Dataset(
         name=str(root),
-        images=FolderImages(paths, size, root),
+        images=FolderImages(paths, size, root, resize),
         labels=labels,
         classes=[name for name, _ in groups],
         is_test=is_test,
         description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}"
                     + (f"; {len(skipped)} unreadable file{'s' * (len(skipped) != 1)} skipped" if skipped else ""),
-        fingerprint=f"folder:{size}:" + hasher.hexdigest(),
+        fingerprint=f"folder:{size}:" + (f"{resize}:" if resize != size else "") + hasher.hexdigest(),
         channel_mean=(0.485, 0.456, 0.406),
         skipped=skipped,
     )
 
 
 @functools.lru_cache(maxsize=4)
-def load(name: str = "digits") -> Dataset:
-    """Load a data set by table name, or an image folder by path. DataError names the valid choices."""
+def load(name: str = "digits", preprocessing: Preprocessing | None = None, download: bool = False) -> Dataset:
+    """Load a data set by table name, a stored torchvision set (``cifar10[:ROOT]``, ...; ``download`` fetches it
+    when missing), or an image folder by path, brought to the model by ``preprocessing``. DataError names the
+    valid choices."""
+    from compute import torchvision_data
+
     spec = DATASETS.get(name)
     if spec is not None:
-        return spec.loader()
+        return with_preprocessing(spec.loader(), preprocessing)
+    if torchvision_data.is_stored_name(name):
+        return with_preprocessing(torchvision_data.load_stored(name, download), preprocessing)
     if Path(name).expanduser().is_dir():
-        return load_folder(name)
-    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, or a folder of images")
+        preprocessing = preprocessing or Preprocessing()
+        return load_folder(name, preprocessing.size or 224, preprocessing.resize)
+    raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}, "
+                    f"{', '.join(f'{n}[:ROOT]' for n in torchvision_data.STORED)}, or a folder of images")
+
+
+def with_preprocessing(dataset: Dataset, preprocessing: Preprocessing | None) -> Dataset:
+    """``dataset`` with its images resized, cropped and given channels lazily (:class:`TransformedImages`)."""
+    from compute.torchvision_data import TransformedImages
+
+    if preprocessing is None or (preprocessing.size is None and preprocessing.channels is None):
+        return dataset
+    images = TransformedImages(dataset.images, preprocessing)
+    if tuple(images.shape) == tuple(dataset.images.shape) and not isinstance(dataset.images, TransformedImages):
+        return dataset  # nothing to do: keep the plain tensor
+    return dataclasses.replace(dataset, images=images, fingerprint=f"{dataset.fingerprint}|{preprocessing}",
+                               description=f"{dataset.description}, shown at {images.shape[2]}x{images.shape[3]}")

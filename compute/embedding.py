@@ -19,8 +19,14 @@ from compute.activations import extract
 from compute.cache import memoize
 from compute.params import Method
 
-Progress = Callable[[float, str], None]
+# progress(fraction, text, partial=None): t-SNE also sends {"coords": (N, 2) float32} as its layout converges.
+Progress = Callable[..., None]
 PRE_REDUCE_DIMS = 50
+# Beyond this many points t-SNE and UMAP are fitted on a random sample of SAMPLE_SIZE and the rest placed into it:
+# the picture is the same at a fraction of the time (openTSNE's fit grows ~N log N, its placement is cheaper).
+SAMPLE_ABOVE = 10_000
+SAMPLE_SIZE = 10_000
+TSNE_REPORT_EVERY = 25  # iterations between the intermediate layouts t-SNE sends to the page
 # Beyond this many floats per image a conv layer is embedded from its channel means (spatial pooling).
 MAX_FLAT_FEATURES = 32768
 
@@ -38,43 +44,56 @@ class Fitted:
     estimator: Any = None
 
 
-def _fit_pca(features: np.ndarray, seed: int, progress: Progress | None) -> Fitted:
+def _fit_pca(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=seed)
     return Fitted(pca.fit_transform(features), pca)
 
 
-def _fit_tsne(features: np.ndarray, seed: int, progress: Progress | None) -> Fitted:
+def tsne_initialization(pca_coordinates: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The PCA layout (N, 2) scaled as openTSNE wants its start (first column's std 1e-4) with its seeded 1% jitter
+    (no two points start equal): the same picture, so the t-SNE that grows from it does not jump to another
+    arrangement. openTSNE's own ``initialization="pca"`` is this with its own PCA, whose signs may differ."""
+    from openTSNE.initialization import jitter, rescale
+
+    return jitter(rescale(np.asarray(pca_coordinates, dtype=np.float64)), random_state=seed)
+
+
+def _fit_tsne(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     from openTSNE import TSNE
 
     iterations = 750
     # openTSNE counts iterations per phase (exaggeration, then the rest); add them up for one bar.
     done = {"phase_start": 0, "last": 0}
 
-    def report(iteration: int, _error: float, _embedding) -> bool:
+    def report(iteration: int, _error: float, embedding) -> bool:
         if iteration < done["last"]:
             done["phase_start"] += done["last"]
         done["last"] = iteration
         total = done["phase_start"] + iteration
         if progress:
-            progress(min(1.0, total / iterations), f"t-SNE: iteration {total}/{iterations}")
+            # The intermediate layout goes with the report: the page moves its points as t-SNE converges.
+            progress(min(1.0, total / iterations), f"t-SNE: iteration {total}/{iterations}",
+                     {"coords": np.asarray(embedding, dtype=np.float32)})
         return False
 
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
     tsne = TSNE(
-        n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=-1,
-        early_exaggeration_iter=250, n_iter=500, callbacks=report, callbacks_every_iters=50,
+        n_components=2, perplexity=perplexity,
+        initialization="pca" if initialization is None else initialization, random_state=seed, n_jobs=-1,
+        early_exaggeration_iter=250, n_iter=500, callbacks=report, callbacks_every_iters=TSNE_REPORT_EVERY,
         # Barnes-Hut is ~5x faster than the FFT scheme below ~10k points (measured: 5 s vs 26 s on 1,797).
         negative_gradient_method="bh" if len(features) < 10_000 else "fft",
     )
     fitted = tsne.fit(features)  # a TSNEEmbedding: the coordinates, plus the affinities that place new points
     # The callback closes over ``progress``: it need not pickle, and must not report again when placing points.
     fitted.gradient_descent_params.update(callbacks=None, use_callbacks=False)
-    return Fitted(np.asarray(fitted), fitted)
+    # A copy: openTSNE's transform re-centres the embedding in place, and the layout shown must not move with it.
+    return Fitted(np.array(fitted, dtype=np.float32), fitted)
 
 
-def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None) -> Fitted:
+def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     if progress:
         # Only a process's first UMAP compiles numba code (about 25 s); later ones would be told so wrongly.
         first = "umap" not in sys.modules
@@ -82,15 +101,18 @@ def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None) -> Fit
                                                               if first else ""))
     import umap
 
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(features) - 1), random_state=seed)
+    # An array start (the PCA layout) is rescaled by umap itself to its usual 0..10 box.
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(features) - 1), random_state=seed,
+                        init="spectral" if initialization is None else np.asarray(initialization, dtype=np.float32))
     return Fitted(reducer.fit_transform(features), reducer)
 
 
-# ``function(features (N, D), seed, progress) -> Fitted``; :func:`embed` returns its coordinates.
+# ``function(features (N, D), seed, progress, initialization=None) -> Fitted``; :func:`embed` returns its
+# coordinates. ``initialization`` (N, 2): where the points start (the PCA layout), for the methods that iterate.
 EMBEDDERS: dict[str, Method] = {
     "pca": Method(_fit_pca, "PCA", description="linear: the two directions of largest variance"),
-    "tsne": Method(_fit_tsne, "t-SNE", description="openTSNE (FFT-accelerated), perplexity 30, PCA initialisation"),
-    "umap": Method(_fit_umap, "UMAP", description="umap-learn, 15 neighbours"),
+    "tsne": Method(_fit_tsne, "t-SNE", description="openTSNE, perplexity 30, grown from the PCA layout"),
+    "umap": Method(_fit_umap, "UMAP", description="umap-learn, 15 neighbours, started from the PCA layout"),
 }
 
 
@@ -113,18 +135,36 @@ def reduce_dimensions(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: i
     return fit_reduction(features, dims, seed)[1]
 
 
+ITERATIVE = ("tsne", "umap")  # methods that start from the PCA layout and are fitted on a sample when N is large
+
+
+def _transform(fitted: Fitted, method: str, reduced: np.ndarray) -> np.ndarray:
+    """Reduced features (M, D) placed by a fitted embedder: (M, 2) float32 in the frame of its coordinates."""
+    estimator = fitted.estimator
+    placed = np.asarray(estimator.transform(reduced), dtype=np.float64).reshape(len(reduced), 2)
+    if method == "tsne":
+        # openTSNE's transform re-centres the layout in place (on its bounding box) before placing; shift the new
+        # points into the frame of ``coordinates`` (a copy taken at fit time), which the scatter shows.
+        placed += np.asarray(fitted.coordinates[0], dtype=np.float64) - np.asarray(estimator[0], dtype=np.float64)
+    return placed.astype(np.float32)
+
+
 @dataclass
 class Layout:
-    """A fitted 2-D layout: ``coordinates`` (N, 2) float32 of the points it was fitted on, the pre-reduction
-    (a fitted PCA, or None) and the fitted embedder; :meth:`place` puts new feature vectors into it."""
+    """A fitted 2-D layout: ``coordinates`` (N, 2) float32 of every point, the pre-reduction (a fitted PCA, or
+    None) and the fitted embedder; :meth:`place` puts new feature vectors into it. ``sample``: the indices (S,)
+    the embedder was fitted on when N was large (the other points were placed into it), else None."""
 
     method: str
     reduction: Any
     fitted: Fitted
+    sample: np.ndarray | None = None
+    placed_coordinates: np.ndarray | None = None  # (N, 2) of every point when fitted on a sample
 
     @property
     def coordinates(self) -> np.ndarray:
-        return np.asarray(self.fitted.coordinates, dtype=np.float32)
+        chosen = self.fitted.coordinates if self.placed_coordinates is None else self.placed_coordinates
+        return np.asarray(chosen, dtype=np.float32)
 
     def place(self, features) -> np.ndarray:
         """(M, D) — or (M, ...) flattened — feature vectors like the fitted ones -> (M, 2) float32 coordinates.
@@ -139,18 +179,32 @@ class Layout:
         features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
         if self.reduction is not None:
             features = self.reduction.transform(features).astype(np.float32)
-        estimator = self.fitted.estimator
-        reference = np.array(estimator[:1]) if self.method == "tsne" else None
-        placed = np.asarray(estimator.transform(features), dtype=np.float64).reshape(len(features), 2)
-        if reference is not None:
-            # openTSNE's transform first re-centres the layout in place (on its bounding box); shift the new
-            # points back into the frame of ``coordinates``, which the scatter shows.
-            placed += reference[0] - np.asarray(estimator[:1])[0]
-        return placed.astype(np.float32)
+        return _transform(self.fitted, self.method, features)
 
 
-def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None = None) -> Layout:
-    """Fit ``method`` to ``features`` (N, D) — or (N, ...) flattened — after the <= 50-dim PCA pre-reduction."""
+def choose_sample(count: int, seed: int = 0, limit: int = SAMPLE_ABOVE, size: int = SAMPLE_SIZE) -> np.ndarray | None:
+    """Sorted random indices (size,) to fit on when ``count`` > ``limit``, else None (fit on every point)."""
+    if count <= limit:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(count, size=min(size, count), replace=False))
+
+
+def _nearest_in_sample(reduced: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """For each of the N points, the position (in ``sample``) of its nearest sampled point: (N,) int64. While a
+    sampled t-SNE converges, every point is shown where its nearest sampled neighbour is."""
+    from sklearn.neighbors import NearestNeighbors
+
+    search = NearestNeighbors(n_neighbors=1).fit(reduced[sample])
+    return search.kneighbors(reduced, return_distance=False)[:, 0]
+
+
+def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None = None,
+        sample_above: int = SAMPLE_ABOVE, sample_size: int = SAMPLE_SIZE) -> Layout:
+    """Fit ``method`` to ``features`` (N, D) — or (N, ...) flattened — after the <= 50-dim PCA pre-reduction.
+
+    t-SNE and UMAP start from the PCA layout; above ``sample_above`` points they are fitted on a random sample of
+    ``sample_size`` and the other points placed into it (``Layout.sample``).
+    """
     if method not in EMBEDDERS:
         raise ValueError(f"unknown embedding method {method!r}; choose one of: {', '.join(EMBEDDERS)}")
     if isinstance(features, torch.Tensor):
@@ -158,7 +212,31 @@ def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None 
     reduction, reduced = fit_reduction(features, seed=seed)
     if len(reduced) < 3:
         raise ValueError("an embedding needs at least 3 samples")
-    return Layout(method, reduction, EMBEDDERS[method].function(reduced, seed, progress))
+    function = EMBEDDERS[method].function
+    if method not in ITERATIVE:
+        return Layout(method, reduction, function(reduced, seed, progress))
+    start = _fit_pca(reduced, seed, None).coordinates
+    sample = choose_sample(len(reduced), seed, sample_above, sample_size)
+    if sample is None:
+        initialization = tsne_initialization(start, seed) if method == "tsne" else start
+        return Layout(method, reduction, function(reduced, seed, progress, initialization=initialization))
+    nearest = _nearest_in_sample(reduced, sample)
+
+    def spread(fraction: float, text: str, partial: dict | None = None) -> None:
+        if partial is not None and "coords" in partial:  # sample layout -> every point at its nearest sampled one
+            partial = {**partial, "coords": np.asarray(partial["coords"])[nearest]}
+        progress(0.9 * fraction, text) if partial is None else progress(0.9 * fraction, text, partial)
+
+    initialization = tsne_initialization(start[sample], seed) if method == "tsne" else start[sample]
+    fitted = function(reduced[sample], seed, spread if progress else None, initialization=initialization)
+    if progress:
+        progress(0.9, f"placing the other {len(reduced) - len(sample):,} points into the layout of "
+                      f"{len(sample):,}")
+    coordinates = np.empty((len(reduced), 2), dtype=np.float32)
+    coordinates[sample] = fitted.coordinates
+    rest = np.setdiff1d(np.arange(len(reduced)), sample)
+    coordinates[rest] = _transform(fitted, method, reduced[rest])  # in the frame of the sample's layout
+    return Layout(method, reduction, fitted, sample, coordinates)
 
 
 def embed(features, method: str = "pca", seed: int = 0, progress: Progress | None = None) -> np.ndarray:
@@ -188,7 +266,9 @@ def features_of(model, images, layer: str, mode: str = "flat", batch_size: int |
 @memoize
 def layer_reduction(model, dataset, layer: str, mode: str = "flat", progress: Progress | None = None):
     """(the fitted pre-reduction PCA or None, the reduced features (N, <= 50)) of ``layer`` over the data set."""
-    return fit_reduction(features_of(model, dataset.images, layer, mode, progress=progress))
+    from compute.extraction import dataset_features  # image folders: streamed to disk, decoded in parallel
+
+    return fit_reduction(dataset_features(model, dataset, layer, mode, progress=progress))
 
 
 @memoize
@@ -205,7 +285,7 @@ def layer_layout(model, dataset, layer: str, method: str, mode: str = "flat", se
     # The features are already <= 50 dims, so ``fit`` reduces nothing more: the coordinates are those of
     # ``embed(layer_features(...))``, as they always were.
     inner = fit(features, method, seed=seed, progress=progress)
-    return Layout(method, reduction, inner.fitted)
+    return Layout(method, reduction, inner.fitted, inner.sample, inner.placed_coordinates)
 
 
 @memoize

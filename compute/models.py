@@ -2,7 +2,9 @@
 
 ``load("digits-cnn")`` trains the built-in model on first use (CPU, well under a minute) and keeps one
 checkpoint per epoch, epoch 0 (untrained) included, in the cache directory; later calls only read them.
-``load("resnet18", checkpoint="weights.pt")`` builds any torchvision classifier and loads a checkpoint.
+``load("resnet18", weights="DEFAULT")`` builds a torchvision classifier with weights from the local torch hub cache
+(``checkpoint=`` a state dict, ``weights="random"``); ``package.module:function`` and TorchScript files load too
+(:mod:`compute.model_sources`). Nothing is downloaded; every ``torch.load`` is ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -255,6 +257,9 @@ def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
             fresh.input_shape = getattr(model, "input_shape", None)
             for hook in model._forward_pre_hooks.values():
                 fresh.register_forward_pre_hook(hook)
+        elif hasattr(model, "scripted"):
+            raise ModelError("a TorchScript model cannot be re-initialised (its architecture is compiled code): "
+                             "the untrained comparison needs a torchvision name or package.module:function")
         else:
             fresh = copy.deepcopy(model)
             for submodule in fresh.modules():
@@ -279,30 +284,6 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
     return model
 
 
-def _torchvision_model(name: str, checkpoint: str | None) -> nn.Module:
-    import torchvision
-
-    if name not in torchvision.models.list_models(module=torchvision.models):
-        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, or a torchvision classifier name")
-    if checkpoint is None:
-        raise ModelError(f"{name} needs --checkpoint: weights are never downloaded")
-    state = read_state_dict(checkpoint)
-    linear_weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
-    num_classes = int(linear_weights[-1].shape[0]) if linear_weights else 1000
-    try:
-        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    except (TypeError, ValueError) as error:
-        raise ModelError(f"cannot build {name}: {error}") from error
-    load_state(model, state, Path(checkpoint).name)
-    model.torchvision_name = name  # what fresh_copy rebuilds
-    model.input_shape = TORCHVISION_INPUT_SHAPE  # what compute.layers lists the call sites with
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    # The data stay in [0, 1]; normalisation is part of the model so attributions are in pixel space.
-    model.register_forward_pre_hook(lambda _m, args: ((args[0] - mean.to(args[0].device)) / std.to(args[0].device),))
-    return model
-
-
 def build(name: str = "digits-cnn") -> nn.Module:
     """The untrained architecture of a built-in model (cheap: for listing layers before training)."""
     if name not in MODELS:
@@ -316,14 +297,23 @@ def load(
     checkpoint: str | None = None,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    weights: str | None = None,
+    num_classes: int | None = None,
 ) -> nn.Module:
     """The model in eval mode on ``device``.
 
-    Built-in models: trained on first use; ``epoch`` picks a per-epoch checkpoint (None = last), or
-    ``checkpoint`` a file of the same architecture. Other names: a torchvision classifier with ``checkpoint``.
+    ``name``: a built-in model (trained on first use; ``epoch`` picks a per-epoch checkpoint, None = last, or
+    ``checkpoint`` a file of the same architecture); a torchvision classifier with ``weights`` (DEFAULT or an enum
+    name, read from the torch hub cache; ``random``) or ``checkpoint``; ``package.module:function`` building the
+    model (``checkpoint`` optional); or a TorchScript file. See :mod:`compute.model_sources`. ``num_classes``:
+    the outputs of a torchvision model with random weights (default 1000).
     """
+    from compute import model_sources
+
     flush_denormals()
     if name in MODELS:
+        if weights not in (None, ""):
+            raise ModelError(f"--weights is for torchvision models; {name} is built in (use --checkpoint or --epoch)")
         model = build(name)
         if checkpoint is not None:
             load_state(model, read_state_dict(checkpoint), Path(checkpoint).name)
@@ -333,8 +323,17 @@ def load(
             if chosen is None:
                 raise ModelError(f"{name} has no checkpoint for epoch {epoch}; epochs 0..{found[-1].epoch}")
             load_state(model, read_state_dict(chosen.path), chosen.path.name)
+    elif model_sources.is_factory(name):
+        model = model_sources.factory_model(name, checkpoint)
+    elif model_sources.is_torchscript(name):
+        if checkpoint is not None:
+            raise ModelError(f"{name} is a TorchScript file and holds its weights: leave out --checkpoint")
+        model = model_sources.torchscript_model(name)
+    elif model_sources.is_torchvision(name):
+        model = model_sources.torchvision_model(name, weights, checkpoint, num_classes)
     else:
-        model = _torchvision_model(name, checkpoint)
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, a torchvision classifier name "
+                         "(resnet18, ...), package.module:function, or a TorchScript file")
     return model.to(device).eval()
 
 

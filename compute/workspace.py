@@ -84,6 +84,10 @@ class Source:
     checkpoint: str | None = None
     device: str = "auto"
     layer: str = ""  # the layer shown first ("" = the model's choice)
+    weights: str | None = None  # torchvision weights: DEFAULT, an enum name (from the torch hub cache), or random
+    image_size: int | None = None  # crop size of the images (None: the weights' transforms(), else the data's own)
+    resize: int | None = None  # shorter side before the crop (None: the weights' transforms(), else image_size)
+    download: bool = False  # fetch a missing torchvision data set (cifar10, mnist, fashion-mnist)
 
 
 @dataclass
@@ -107,9 +111,11 @@ class Workspace:
 
     @functools.cached_property
     def dataset(self):
-        from compute import data
+        from compute import data, model_sources
 
-        return data.load(self.source.data)
+        source = self.source
+        preprocessing = model_sources.preprocessing(source.model, source.weights, source.image_size, source.resize)
+        return data.load(source.data, preprocessing, source.download)
 
     def model(self, epoch: int | None = None, progress: Progress | None = None) -> torch.nn.Module:
         """The model (trained on first use for the built-in one), one instance per epoch, in eval mode."""
@@ -118,7 +124,8 @@ class Workspace:
         with self.lock:
             if epoch not in self._models:
                 self._models[epoch] = models.load(self.source.model, epoch=epoch, checkpoint=self.source.checkpoint,
-                                                  device=self.device, progress=progress)
+                                                  device=self.device, progress=progress, weights=self.source.weights,
+                                                  num_classes=len(self.dataset.classes))
             return self._models[epoch]
 
     def untrained_model(self) -> torch.nn.Module:

@@ -18,12 +18,25 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
         description="Featurescope: an interactive dashboard of what a convolutional network has learned.",
     )
     parser.add_argument("--model", default="digits-cnn",
-                        help=f"built-in model ({', '.join(models.MODELS)}) or a torchvision classifier name "
-                             "such as resnet18 (needs --checkpoint). Default: digits-cnn")
+                        help=f"built-in model ({', '.join(models.MODELS)}); a torchvision classifier name such as "
+                             "resnet18 (with --weights or --checkpoint); package.module:function that returns the "
+                             "model (an nn.Module taking images in [0, 1]); or a TorchScript file. Default: digits-cnn")
+    parser.add_argument("--weights", default=None,
+                        help="torchvision weights: DEFAULT, an enum name such as ResNet18_Weights.IMAGENET1K_V1 "
+                             "(read from the torch hub cache, never downloaded), or random (a quick look)")
     parser.add_argument("--checkpoint", default=None, help="state_dict file for the model (loaded with weights_only=True)")
     parser.add_argument("--data", default=None,
-                        help="data set (digits) or a folder of images (one subfolder per class). "
-                             "Default: the model's own data set")
+                        help="data set: digits; cifar10, mnist or fashion-mnist, optionally with :ROOT (their "
+                             "torchvision files under ROOT, default <cache dir>/datasets); or a folder of images "
+                             "(one subfolder per class). Default: the model's own data set")
+    parser.add_argument("--download", action="store_true",
+                        help="download a missing cifar10/mnist/fashion-mnist into its ROOT (only when asked)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="crop images to this square size (default: the weights' preprocessing, else 224 for "
+                             "folders and the data's own size for the rest)")
+    parser.add_argument("--resize", type=int, default=None,
+                        help="resize the shorter side to this before the crop (default: the weights' preprocessing, "
+                             "else --image-size)")
     parser.add_argument("--layer", default="", help="layer shown first (a dotted module name); default: the model's choice")
     parser.add_argument("--embedding", default="tsne", choices=list(embedding.EMBEDDERS), help="embedding shown first")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -35,11 +48,21 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--cache-dir", default=None, help="where checkpoints and results are cached "
                                                           "(default $FEATURESCOPE_CACHE_DIR or ~/.cache/featurescope)")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (off by default; never on a shared host)")
+    parser.add_argument("--no-precompute", dest="precompute", action="store_false",
+                        help="do not embed every layer in the background after start-up (on by default; user "
+                             "requests always come first)")
     args = parser.parse_args(argv)
+    for option, value in (("--image-size", args.image_size), ("--resize", args.resize)):
+        if value is not None and not 1 <= value <= 4096:
+            parser.exit(2, f"featurescope: error: {option} {value} is not a size in pixels (1..4096)\n")
+    if args.resize is not None and args.image_size is not None and args.resize < args.image_size:
+        parser.exit(2, f"featurescope: error: --resize {args.resize} is smaller than --image-size {args.image_size}\n")
     return AppConfig(
         model=args.model, data=args.data or models.default_dataset(args.model), layer=args.layer,
         checkpoint=args.checkpoint, device=args.device, cache_dir=args.cache_dir, host=args.host, port=args.port,
-        debug=args.debug, embedding=args.embedding, cluster=args.cluster,
+        debug=args.debug, embedding=args.embedding, cluster=args.cluster, weights=args.weights,
+        precompute=args.precompute,
+        image_size=args.image_size, resize=args.resize, download=args.download,
     )
 
 

@@ -14,14 +14,16 @@ import dash
 from dash import ALL, Input, Output, State, dcc, html
 
 from components import controls
+from dashboard import thumbnails
 from dashboard.config import AppConfig
 from dashboard.service import ComputeService
-from dashboard.views import VIEWS
+from dashboard.views import VIEWS, links
 from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, SESSION, STATUS, URL, Meta, ViewContext
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 AUDIT_ENV = "FEATURESCOPE_AUDIT"
 SECTION = "view-section"
+PRECOMPUTE_MAX_IMAGES = 5_000
 
 SHOW_OPEN_VIEWS = """
 function(open, ids) {
@@ -40,6 +42,7 @@ def _header(context: ViewContext) -> html.Header:
             html.Span(f"data: {meta.data}{skipped}", className="pill", title="\n".join(meta.skipped[:50])),
             html.Span(f"device: {meta.device}", className="pill"),
             html.Span(id=STATUS, className="pill pill-accent"),
+            *[view.header(context) for view in VIEWS if hasattr(view, "header")],  # e.g. the theme switches
         ], className="header-pills"),
     ])
 
@@ -68,9 +71,11 @@ def _page(context: ViewContext):
             dcc.Store(id=SELECTION, data=None),
             dcc.Store(id=HIGHLIGHT, data=None),
             _header(context),
-            html.Div([*VIEWS[0].toolbar(context).children, _view_switcher()], className="toolbar"),
+            html.Div([*VIEWS[0].toolbar(context).children, _view_switcher(), links.bar(),
+                      *[view.toolbar(context) for view in VIEWS[1:] if hasattr(view, "toolbar")]],  # images on the scatter
+                     className="toolbar"),
             html.Main(sections, className="grid"),
-            html.Footer("Featurescope · figures export as PNG from each plot's toolbar · the URL keeps the current view"),
+            html.Footer("Featurescope · figures export as PNG or SVG at any scale, numbers as CSV or NPZ, the view as an offline HTML report (Export card) · the URL keeps the current view"),
         ], className="page")
 
     return layout
@@ -115,9 +120,18 @@ def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.D
     if _modules_built:
         _audit_route(app, service)
     context = ViewContext(config, service, meta)
-    app.layout = _page(context)
+    app.layout = links.restoring(_page(context), context)  # a link opens the view it names
     for view in VIEWS:
         view.register(app, context)
+    # Every layer's default embedding, lowest priority, so later layer switches are instant. Not for a large data
+    # set: each layer would be a pass over every image (a decode of every file for a folder), hours of work
+    # nobody asked for; there the layers the user visits are computed and cached as they come.
+    if config.precompute and meta.count <= PRECOMPUTE_MAX_IMAGES:
+        layers = [meta.default_layer, *(name for name in meta.layers if name != meta.default_layer)]
+        service.precompute([("explore.scatter", {"layer": layer, "method": config.embedding, "features": "auto"})
+                            for layer in layers])
+    links.register(app, context, _page(context))  # the URL follows the view; back/forward; copy link
+    thumbnails.register(app, context)  # /_featurescope/thumbnail/...: small PNGs of images and uploads
     app.clientside_callback(SHOW_OPEN_VIEWS, Output({"type": SECTION, "name": ALL}, "style"),
                             Input(OPEN_VIEWS, "value"), State({"type": SECTION, "name": ALL}, "id"))
     return app

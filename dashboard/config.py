@@ -19,8 +19,14 @@ class AppConfig:
     debug: bool = False
     embedding: str = "tsne"
     cluster: str | None = None  # address of a running Dask scheduler; None starts a local compute process
+    precompute: bool = False  # embed every layer in the background after start-up (the CLI turns it on)
+    weights: str | None = None  # torchvision weights: DEFAULT, an enum name (torch hub cache) or random
+    image_size: int | None = None  # crop size of the images; None: the weights' transforms(), else the data's own
+    resize: int | None = None  # shorter side before the crop; None: the weights' transforms(), else image_size
+    download: bool = False  # fetch a missing torchvision data set
 
     def source(self) -> Source:
         """What the compute process needs to know: the model and data by name."""
         return Source(model=self.model, data=self.data, checkpoint=self.checkpoint, device=self.device,
-                      layer=self.layer)
+                      layer=self.layer, weights=self.weights, image_size=self.image_size, resize=self.resize,
+                      download=self.download)

@@ -13,6 +13,8 @@ Jobs behave:
 """
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 import logging
@@ -28,6 +30,9 @@ from compute.workspace import Source
 
 log = logging.getLogger("featurescope.service")
 RESULTS_KEPT = 512  # finished results kept in the server for re-rendering (display options) without a round trip
+QUIET_S = 5.0  # background work waits this long after the last user request
+REQUESTS_KEPT = 4_096  # (name, params) of the latest keys asked for: small dicts, bounded all the same
+BACKGROUND = ("background", "precompute")  # the holder of background work: every user request comes first
 
 
 class ComputeProcessDied(RuntimeError):
@@ -90,6 +95,10 @@ class ComputeService:
         self._by_submission: dict[str, JobState] = {}
         self._finished: "OrderedDict[str, JobState]" = OrderedDict()
         self._slots: dict[tuple, str] = {}
+        # What each key asked for, kept longer than results: the export and "show code" name the job and its
+        # parameters, and ask again (a cache read in the compute process) for a result no longer held here.
+        self._requests: "OrderedDict[str, tuple[str, dict]]" = OrderedDict()
+        self._last_user_request = 0.0  # time.time() of the last request not from background work
         client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
 
     # ------------------------------------------------------------------------------------------ start and stop
@@ -151,6 +160,14 @@ class ComputeService:
         """
         key = job_key(self.source, name, params)
         with self._lock:
+            if holder != BACKGROUND:
+                self._last_user_request = time.time()
+            self._requests[key] = (name, copy.deepcopy(params))
+            self._requests.move_to_end(key)
+            while len(self._requests) > REQUESTS_KEPT:
+                self._requests.popitem(last=False)
+            if holder != BACKGROUND and self._slots.get(BACKGROUND) not in (None, key):
+                self._release(self._slots.pop(BACKGROUND), BACKGROUND)  # a user's request stops background work
             if holder is not None:
                 previous = self._slots.get(holder)
                 if previous is not None and previous != key:
@@ -174,6 +191,11 @@ class ComputeService:
             key = self._slots.pop(holder, None)
             if key is not None:
                 self._release(key, holder)
+
+    def request(self, key: str) -> tuple[str, dict] | None:
+        """(job name, parameters) that ``key`` stands for, or None when this server was never asked for it."""
+        with self._lock:
+            return self._requests.get(key)
 
     def current(self, holder: tuple) -> str | None:
         """The key of the job ``holder`` asked for last (None when it holds none)."""
@@ -206,6 +228,42 @@ class ComputeService:
         if status.error is not None:
             raise status.error
         return status.result
+
+    def precompute(self, jobs: list[tuple[str, dict]], delay_s: float = 5.0) -> threading.Event:
+        """Run ``jobs`` [(name, params)] in the background, lowest priority, one at a time: each starts only while no
+        user job runs, and a user's request cancels it (it runs again later; its finished steps are cached, and a
+        user asking for the very same job shares it instead). Returns an event set when all are done."""
+        finished = threading.Event()
+
+        def users_busy() -> bool:
+            """A user job runs, or one was asked for in the last QUIET_S seconds: a class clicking through the
+            page sends bursts of requests, and background work started in a gap only slows the next burst."""
+            with self._lock:
+                if time.time() - self._last_user_request < QUIET_S:
+                    return True
+                return any(job.holders != {BACKGROUND} for job in self._jobs.values() if job.state == "running")
+
+        def work() -> None:
+            time.sleep(delay_s)  # the first page's own requests go first
+            queue = list(jobs)
+            try:
+                while queue:
+                    if users_busy():
+                        time.sleep(0.5)
+                        continue
+                    name, params = queue[0]
+                    status = self.wait(self.submit(name, params, holder=BACKGROUND), 1e9)
+                    if status.state != "cancelled":
+                        queue.pop(0)
+                    with self._lock:
+                        if self._slots.get(BACKGROUND) == status.key:
+                            del self._slots[BACKGROUND]
+            except Exception:  # the cluster closed under it: background work simply stops
+                log.debug("background precomputation stopped", exc_info=True)
+            finished.set()
+
+        threading.Thread(target=work, name="featurescope-precompute", daemon=True).start()
+        return finished
 
     def handover_times(self) -> list[float]:
         """Seconds from submission to start in the compute process, for the jobs this server still holds."""

@@ -92,3 +92,41 @@ def test_an_invalid_port_gives_one_line(port):
     result = run_cli("--port", port, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "not a valid port" in result.stderr
+
+
+def test_help_lists_the_researcher_options():
+    result = run_cli("--help")
+    for option in ("--weights", "--download", "--image-size", "--resize", "cifar10", "mnist", "fashion-mnist",
+                   "module:function", "TorchScript"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--image-size", "0"), "--image-size 0 is not a size in pixels"),
+    (("--image-size", "64", "--resize", "32"), "--resize 32 is smaller than --image-size 64"),
+])
+def test_bad_sizes_give_one_line_before_anything_starts(args, expected):
+    result = run_cli(*args, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"featurescope: error: {expected}")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--model", "resnet18", "--weights", "DEFAULT"), ["resnet18-f37072fd.pth", "{hub}/checkpoints", "nothing is downloaded"]),
+    (("--model", "resnet18", "--weights", "ResNet50_Weights.IMAGENET1K_V2"), ["not for resnet18"]),
+    (("--model", "resnet18", "--weights", "random", "--data", "cifar10:{tmp}"), ["{tmp}/cifar-10-batches-py", "--download"]),
+    (("--model", "no_such_module_here:build"), ["cannot import no_such_module_here"]),
+    (("--model", "{tmp}/missing.pt"), ["TorchScript file {tmp}/missing.pt does not exist"]),
+])
+def test_researcher_inputs_that_cannot_work_give_one_line(tmp_path, args, expected):
+    import os
+
+    hub = tmp_path / "torch" / "hub"
+    args = [a.format(tmp=tmp_path, hub=hub) for a in args]
+    result = subprocess.run([sys.executable, "-m", "dashboard", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "TORCH_HOME": str(tmp_path / "torch")})
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip()
+    assert "Traceback" not in message and len(message.splitlines()) == 1, message
+    for text in expected:
+        assert text.format(tmp=tmp_path, hub=hub) in message, message

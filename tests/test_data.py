@@ -223,3 +223,129 @@ def test_empty_folder_raises_data_error(tmp_path):
 def test_missing_folder_raises_data_error(tmp_path):
     with pytest.raises(data.DataError, match="not a folder"):
         data.load_folder(tmp_path / "missing")
+
+
+# ------------------------------------------------------------------------------------------ stored data sets
+
+def write_idx(path, array: np.ndarray) -> None:
+    """An MNIST idx file: magic (0, 0, 0x08 = uint8, dims), big-endian sizes, then the bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist(root, folder: str, train: int = 12, test: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (train + test, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, train + test).astype(np.uint8)
+    raw = root / folder / "raw"
+    write_idx(raw / "train-images-idx3-ubyte", images[:train])
+    write_idx(raw / "train-labels-idx1-ubyte", labels[:train])
+    write_idx(raw / "t10k-images-idx3-ubyte", images[train:])
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels[train:])
+    return images, labels
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    import torchvision
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", refuse)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", refuse)
+
+
+@pytest.mark.parametrize(("name", "folder", "first_class"), [("mnist", "MNIST", "0 - zero"),
+                                                               ("fashion-mnist", "FashionMNIST", "T-shirt/top")])
+def test_mnist_and_fashion_mnist_load_from_idx_files_on_disk(tmp_path, no_network, name, folder, first_class):
+    images, labels = write_mnist(tmp_path, folder)
+    dataset = data.load(f"{name}:{tmp_path}")
+    assert len(dataset) == 17 and dataset.image_shape == (1, 28, 28) and dataset.classes[0] == first_class
+    np.testing.assert_array_equal(dataset.labels.numpy(), labels)
+    assert dataset.is_test.tolist() == [False] * 12 + [True] * 5
+    np.testing.assert_array_equal(dataset.images[:].numpy(), images[:, None] / np.float32(255))
+    torch.testing.assert_close(dataset.image(13), torch.from_numpy(images[13][None] / np.float32(255)))
+    assert dataset.images[[3, 1]].shape == (2, 1, 28, 28)
+    assert dataset.images[dataset.is_test].shape == (5, 1, 28, 28)
+
+
+def test_preprocessing_resizes_and_repeats_grey_images_for_an_rgb_model(tmp_path, no_network):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional
+
+    images, _ = write_mnist(tmp_path, "MNIST")
+    dataset = data.load(f"mnist:{tmp_path}", data.Preprocessing(size=32, resize=36, channels=3))
+    assert dataset.image_shape == (3, 32, 32) and dataset.images.shape == (17, 3, 32, 32)
+    grey = torch.from_numpy(images[:4, None] / np.float32(255))
+    expected = functional.center_crop(functional.resize(grey, 36, InterpolationMode.BILINEAR, antialias=True), [32, 32])
+    torch.testing.assert_close(dataset.images[:4], expected.clamp(0, 1).expand(-1, 3, -1, -1))
+    assert float(dataset.images[:].min()) >= 0.0 and float(dataset.images[:].max()) <= 1.0
+    assert dataset.fingerprint != data.load(f"mnist:{tmp_path}").fingerprint
+
+
+def write_cifar(root, per_batch: int = 3, seed: int = 0):
+    """CIFAR-10's python layout: five training batches, a test batch and the meta file, as pickled dicts."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    pixels, labels = [], []
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, per_batch).tolist(), "batch_label": name}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+        pixels.append(batch["data"])
+        labels += batch["labels"]
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}, protocol=2))
+    return np.concatenate(pixels).reshape(-1, 3, 32, 32), np.array(labels)
+
+
+def test_cifar10_loads_from_its_pickled_batches_on_disk(tmp_path, no_network):
+    pixels, labels = write_cifar(tmp_path)
+    dataset = data.load(f"cifar10:{tmp_path}")
+    assert len(dataset) == 18 and dataset.image_shape == (3, 32, 32) and dataset.classes[3] == "cat"
+    np.testing.assert_array_equal(dataset.labels.numpy(), labels)
+    assert dataset.is_test.tolist() == [False] * 15 + [True] * 3
+    np.testing.assert_array_equal(dataset.images[:].numpy(), pixels / np.float32(255))
+    assert dataset.channel_mean == pytest.approx(tuple(pixels.mean(axis=(0, 2, 3)) / 255))
+
+
+def test_a_cifar_batch_holding_code_is_refused(tmp_path, no_network):
+    import pickle
+
+    write_cifar(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({"data": Payload()}))
+    with pytest.raises(data.DataError, match="refused to unpickle builtins.print"):
+        data.load(f"cifar10:{tmp_path}")
+
+
+@pytest.mark.parametrize(("name", "expected"), [("cifar10", "cifar-10-batches-py"), ("mnist", "MNIST/raw"),
+                                                ("fashion-mnist", "FashionMNIST/raw")])
+def test_a_stored_set_not_on_disk_names_where_to_put_it_and_downloads_nothing(tmp_path, no_network, name, expected):
+    with pytest.raises(data.DataError) as raised:
+        data.load(f"{name}:{tmp_path}")
+    message = str(raised.value)
+    assert f"{tmp_path}/{expected}" in message and "--download" in message and len(message.splitlines()) == 1
+
+
+def test_folder_preprocessing_is_the_weights_transforms_without_normalisation(tmp_path):
+    from torchvision.models import ResNet18_Weights
+
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 256, (300, 420, 3), dtype=np.uint8))
+    photo.save(tmp_path / "photo.png")
+    transforms = ResNet18_Weights.IMAGENET1K_V1.transforms()  # resize 256, crop 224, then normalise
+    mean, std = torch.tensor(transforms.mean).view(3, 1, 1), torch.tensor(transforms.std).view(3, 1, 1)
+    expected = transforms(photo) * std + mean
+    dataset = data.load_folder(tmp_path, size=224, resize=256)
+    torch.testing.assert_close(dataset.images[0], expected, atol=1e-5, rtol=0)
+    assert dataset.fingerprint.startswith("folder:224:256:")

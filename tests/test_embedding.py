@@ -249,3 +249,100 @@ def test_place_says_so_for_an_embedding_that_cannot_place_points(tmp_path, monke
     assert embedding.layer_embedding(model, dataset, "1", "fixed").shape == (120, 2)
     with pytest.raises(embedding.CannotPlace, match="Fixed cannot place new points"):
         embedding.place(model, dataset, "1", "fixed", "flat", dataset.images[:2])
+
+
+# ------------------------------------------------------------------ PCA start, streamed layouts, fitting on a sample
+
+
+def five_nearest_neighbour_accuracy(points: np.ndarray, labels: np.ndarray) -> float:
+    """Brute force: each point's class by majority vote of its 5 nearest other points in ``points``."""
+    distances = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    nearest = np.argsort(distances, axis=1)[:, :5]
+    votes = np.array([np.bincount(labels[row], minlength=labels.max() + 1).argmax() for row in nearest])
+    return float(np.mean(votes == labels))
+
+
+def test_tsne_grown_from_the_pca_layout_is_as_good_as_the_default_start_on_the_built_in_model(trained_model, digits):
+    from sklearn.manifold import trustworthiness
+
+    features = embedding.layer_features(trained_model, digits, "relu2")
+    labels = digits.labels.numpy()
+    today = embedding._fit_tsne(features, 0, None).coordinates  # openTSNE's own initialization="pca", as before
+    random_start = embedding._fit_tsne(features, 0, None, initialization="random").coordinates
+    from_pca = embedding.fit(features, "tsne").coordinates
+    scores = {name: (five_nearest_neighbour_accuracy(points, labels), trustworthiness(features, points, n_neighbors=5))
+              for name, points in (("today", today), ("random", random_start), ("from_pca", from_pca))}
+    print("5-NN accuracy, trustworthiness:", scores)
+    assert scores["from_pca"][0] >= scores["today"][0] - 0.01
+    assert scores["from_pca"][1] >= scores["today"][1] - 0.01
+    assert scores["from_pca"][0] >= scores["random"][0] - 0.01
+    assert scores["from_pca"][1] >= scores["random"][1] - 0.01
+
+
+def axis_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """The smaller of the two per-axis Pearson correlations of layouts a and b (N, 2)."""
+    return min(float(np.corrcoef(a[:, k], b[:, k])[0, 1]) for k in range(2))
+
+
+def test_tsne_starts_from_the_pca_layout_and_reports_its_layouts_as_it_converges():
+    features, labels = clusters(per_cluster=60, dims=30, count=4, seed=1)
+    reports = []
+    layout = embedding.fit(features, "tsne", progress=lambda f, text, partial=None: reports.append((f, partial)))
+    pca = embedding.embed(features, "pca")
+    layouts = [partial["coords"] for _, partial in reports if partial is not None]
+    assert len(layouts) == 750 // embedding.TSNE_REPORT_EVERY
+    assert all(points.shape == (240, 2) and points.dtype == np.float32 for points in layouts)
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # The first intermediate layout is still the PCA picture (same signs, same arrangement): no jump.
+    assert axis_correlation(layouts[0], pca) > 0.8
+    # The last report is one step before the end (measured: 4e-4 of the extent away).
+    np.testing.assert_allclose(layouts[-1], layout.coordinates, rtol=0, atol=2e-3 * np.ptp(layout.coordinates))
+    np.testing.assert_allclose(embedding.tsne_initialization(pca).std(axis=0)[0], 1e-4, rtol=0.02)
+
+
+def test_umap_is_started_from_the_pca_layout(monkeypatch):
+    import umap
+
+    seen = {}
+
+    class Recording:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def fit_transform(self, features):
+            return np.asarray(seen["init"])
+
+    monkeypatch.setattr(umap, "UMAP", Recording)
+    features, _ = clusters(per_cluster=30)
+    got = embedding.fit(features, "umap").coordinates
+    np.testing.assert_allclose(seen["init"], embedding.embed(features, "pca"), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got, seen["init"])
+
+
+def test_choose_sample_takes_a_sorted_random_subset_only_above_the_limit():
+    assert embedding.choose_sample(10_000) is None
+    sample = embedding.choose_sample(50_000, seed=3)
+    assert sample.shape == (embedding.SAMPLE_SIZE,) and np.all(np.diff(sample) > 0) and sample.max() < 50_000
+    np.testing.assert_array_equal(sample, embedding.choose_sample(50_000, seed=3))
+
+
+def test_a_large_set_is_fitted_on_a_sample_and_the_rest_placed_into_that_layout():
+    features, labels = clusters(per_cluster=150, dims=20, count=4, seed=7)  # 600 points
+    reports = []
+    layout = embedding.fit(features, "tsne", sample_above=400, sample_size=300,
+                           progress=lambda f, text, partial=None: reports.append((text, partial)))
+    assert layout.sample is not None and len(layout.sample) == 300
+    points = layout.coordinates
+    assert points.shape == (600, 2) and np.isfinite(points).all()
+    np.testing.assert_array_equal(points[layout.sample], layout.fitted.coordinates)
+    rest = np.setdiff1d(np.arange(600), layout.sample)
+    # Reference: the placed points are what placing them again into the finished layout gives.
+    extent = np.ptp(points, axis=0).max()
+    np.testing.assert_allclose(layout.place(features[rest]), points[rest], rtol=0, atol=1e-3 * extent)
+    assert nearest_neighbour_agreement(points, labels) > 0.95
+    # While it converged, every one of the 600 points was shown (at its nearest sampled neighbour).
+    partials = [partial["coords"] for _, partial in reports if partial is not None]
+    assert partials and all(p.shape == (600, 2) for p in partials)
+    assert any("placing the other 300 points" in text for text, _ in reports)

@@ -21,8 +21,22 @@ def scatter_data(seed: int = 0):
     return coords, labels, predicted
 
 
-def point_traces(figure: go.Figure):
-    return [trace for trace in figure.data if trace.name != scatter.SELECTION_TRACE]
+def points_of(figure: go.Figure):
+    """The one trace of every point (sample order); the legend keys and the ring follow it."""
+    assert figure.data[0].name == scatter.POINTS_TRACE
+    return figure.data[0]
+
+
+def colours_of(figure: go.Figure) -> list[str]:
+    """Each point's colour, read through the discrete colour scale as plotly draws it."""
+    points = points_of(figure)
+    scale = [colour for _edge, colour in points.marker.colorscale]
+    return [scale[2 * int(v)] for v in points.marker.color]
+
+
+def legend_of(figure: go.Figure) -> list[str]:
+    """The legend's keys as shown (names of the legend traces that show in the legend)."""
+    return [trace.name for trace in figure.data[1:-1] if trace.showlegend]
 
 
 def channel_labels(figure: go.Figure):
@@ -47,65 +61,68 @@ def resolved_scale(name: str):
 
 # ------------------------------------------------------------------------------------------ scatter
 
-def test_scatter_has_one_trace_per_class_present_plus_the_selection():
+def test_scatter_is_one_trace_of_every_point_then_legend_keys_then_the_selection():
     coords, labels, predicted = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES)
-    assert [trace.name for trace in figure.data] == ["zero", "one", "two", scatter.SELECTION_TRACE]
-    assert figure.data[-1].showlegend is False
-    for trace, k in zip(point_traces(figure), range(3)):
-        assert trace.marker.color == theme.class_colour(k)
-        assert len(trace.x) == int((labels == k).sum())
+    assert figure.data[-1].name == scatter.SELECTION_TRACE and figure.data[-1].showlegend is False
+    assert len(figure.data) == 1 + scatter.legend_slots(CLASSES) + 1  # the same count in every colour mode
+    assert legend_of(figure) == CLASSES
+    assert colours_of(figure) == [theme.class_colour(int(k)) for k in labels]
 
 
 def test_scatter_customdata_covers_every_index_once_with_names_and_coordinates():
     coords, labels, predicted = scatter_data()
-    figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES)
-    seen = []
-    for trace in point_traces(figure):
-        customdata = np.asarray(trace.customdata, dtype=object)
-        indices = customdata[:, 0].astype(int)
-        seen.extend(indices.tolist())
-        np.testing.assert_allclose(np.asarray(trace.x, dtype=np.float32), coords[indices, 0])
-        np.testing.assert_allclose(np.asarray(trace.y, dtype=np.float32), coords[indices, 1])
-        assert list(customdata[:, 1]) == [CLASSES[labels[i]] for i in indices]
-        assert list(customdata[:, 2]) == [CLASSES[predicted[i]] for i in indices]
-    assert sorted(seen) == list(range(len(coords)))
+    points = points_of(scatter.embedding_scatter(coords, labels, predicted, CLASSES))
+    customdata = np.asarray(points.customdata, dtype=object)
+    assert customdata[:, 0].astype(int).tolist() == list(range(len(coords)))  # sample order
+    np.testing.assert_allclose(np.asarray(points.x, dtype=np.float32), coords[:, 0])
+    np.testing.assert_allclose(np.asarray(points.y, dtype=np.float32), coords[:, 1])
+    assert list(customdata[:, 1]) == [CLASSES[k] for k in labels]
+    assert list(customdata[:, 2]) == [CLASSES[k] for k in predicted]
 
 
-def test_scatter_coloured_by_predicted_class_groups_by_prediction():
+def test_scatter_coloured_by_predicted_class_colours_by_prediction():
     coords, labels, predicted = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="predicted")
-    counts = {trace.name: len(trace.x) for trace in point_traces(figure)}
-    assert counts == {CLASSES[k]: int((predicted == k).sum()) for k in np.unique(predicted)}
-    assert counts["three"] == 1  # a class only ever predicted still gets its trace
+    assert colours_of(figure) == [theme.class_colour(int(k)) for k in predicted]
+    assert colours_of(figure)[9] == theme.class_colour(3)  # a class only ever predicted has its colour
     assert figure.layout.legend.title.text == scatter.COLOUR_MODES["predicted"]
 
 
-def test_scatter_coloured_by_correctness_has_correct_and_wrong_groups_counted_in_the_legend():
+def test_a_model_with_more_outputs_than_classes_names_and_greys_the_others():
+    coords, labels, predicted = scatter_data()
+    predicted = predicted.copy()
+    predicted[[0, 3]] = [500, 999]  # ImageNet weights on a folder of four classes
+    names = [f"category {k}" for k in range(1000)]
+    figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="predicted", output_names=names)
+    customdata = np.asarray(points_of(figure).customdata, dtype=object)
+    assert customdata[0, 2] == "category 500" and customdata[3, 2] == "category 999"
+    colours = colours_of(figure)
+    assert colours[0] == colours[3] == theme.MUTED and colours[1] == theme.class_colour(int(predicted[1]))
+    assert legend_of(figure)[-1] == f"{scatter.OTHER_OUTPUT} (2)"
+
+
+def test_scatter_coloured_by_correctness_counts_both_groups_in_the_legend():
     coords, labels, predicted = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct")
-    traces = {trace.name: trace for trace in point_traces(figure)}
-    assert set(traces) == {"correct (36)", "wrong (4)"}
-    assert len(traces["wrong (4)"].x) == 4 and len(traces["correct (36)"].x) == 36
-    wrong = sorted(np.asarray(traces["wrong (4)"].customdata, dtype=object)[:, 0].astype(int).tolist())
+    assert legend_of(figure) == ["correct (36)", "wrong (4)"]
+    wrong = [i for i, colour in enumerate(colours_of(figure)) if colour == theme.CORRECT_COLOURS["wrong"]]
     assert wrong == [1, 5, 9, 20]
-    assert traces["wrong (4)"].marker.color == theme.CORRECT_COLOURS["wrong"]
-    assert traces["correct (36)"].marker.color == theme.CORRECT_COLOURS["correct"]
+    assert colours_of(figure).count(theme.CORRECT_COLOURS["correct"]) == 36
 
 
-def test_wrong_predictions_are_drawn_last_larger_and_counted_with_thousands_separators():
+def test_wrong_predictions_are_larger_and_counted_with_thousands_separators():
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 4, size=1797)
     predicted = labels.copy()
     mistakes = rng.choice(1797, size=31, replace=False)
     predicted[mistakes] = (labels[mistakes] + 1) % 4
     figure = scatter.embedding_scatter(rng.normal(size=(1797, 2)), labels, predicted, CLASSES, color_by="correct")
-    points = point_traces(figure)
-    assert [trace.name for trace in points] == ["correct (1,766)", "wrong (31)"]  # wrong last: on top
+    assert legend_of(figure) == ["correct (1,766)", "wrong (31)"]
     assert figure.data[-1].name == scatter.SELECTION_TRACE  # the ring stays above everything
-    correct, wrong = points
-    assert wrong.marker.size > correct.marker.size
-    assert sorted(np.asarray(wrong.customdata, dtype=object)[:, 0].astype(int).tolist()) == sorted(mistakes.tolist())
+    sizes = np.asarray(points_of(figure).marker.size)
+    assert sorted(np.flatnonzero(sizes == scatter.WRONG_MARKER_SIZE).tolist()) == sorted(mistakes.tolist())
+    assert (np.delete(sizes, mistakes) == scatter.MARKER_SIZE).all() and scatter.WRONG_MARKER_SIZE > scatter.MARKER_SIZE
 
 
 def test_correct_and_wrong_colours_are_the_okabe_ito_pair():
@@ -116,10 +133,10 @@ def test_correct_and_wrong_colours_are_the_okabe_ito_pair():
                                         "#ff9da7", "#9c755f", "#bab0ac"]  # Tableau 10 for classes
 
 
-def test_scatter_with_all_predictions_right_has_no_wrong_trace():
+def test_scatter_with_all_predictions_right_says_none_is_wrong():
     coords, labels, _ = scatter_data()
     figure = scatter.embedding_scatter(coords, labels, labels, CLASSES, color_by="correct")
-    assert [trace.name for trace in figure.data] == ["correct (40)", scatter.SELECTION_TRACE]
+    assert legend_of(figure)[0] == "correct (40)" and set(colours_of(figure)) == {theme.CORRECT_COLOURS["correct"]}
 
 
 @pytest.mark.parametrize("mode, values, note", [("pooled", 32, "channel means, 32 values"),
@@ -624,8 +641,8 @@ def test_a_swapped_theme_reaches_the_builders():
         figure = images.top_k_figure([("a", 0.9), ("b", 0.1)], "a")
         assert figure.data[0].marker.color[-1] == "#000000" and figure.layout.font.size == 20
         coords, labels, predicted = scatter_data()
-        wrong = point_traces(scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct"))[-1]
-        assert wrong.marker.color == "#222222"
+        figure = scatter.embedding_scatter(coords, labels, predicted, CLASSES, color_by="correct")
+        assert colours_of(figure)[1] == "#222222"  # sample 1 is a wrong prediction
     finally:
         theme.use(theme.LIGHT)
     assert theme.ACCENT == theme.LIGHT.ACCENT and theme.FONT_SIZE == 14

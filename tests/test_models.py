@@ -319,3 +319,161 @@ def test_top_k_returns_sorted_class_probability_pairs():
     assert [index for index, _ in everything] == [1, 3, 4, 0, 2]
     values = [p for _, p in everything]
     assert values == sorted(values, reverse=True)
+
+
+# ------------------------------------------------------------------------------------------ researcher's models
+
+@pytest.fixture()
+def hub_dir(tmp_path, monkeypatch):
+    """An empty torch hub cache, and a network that refuses: nothing may be downloaded."""
+    folder = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(folder))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    return folder
+
+
+def normalised_forward(reference: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return reference.eval()((image - mean) / std)
+
+
+@pytest.mark.parametrize("weights", ["DEFAULT", "ResNet18_Weights.IMAGENET1K_V1", "IMAGENET1K_V1"])
+def test_torchvision_weights_are_read_from_the_hub_cache_by_enum_name(hub_dir, weights):
+    import torchvision
+
+    torch.manual_seed(3)
+    source = torchvision.models.resnet18(weights=None)
+    (hub_dir / "checkpoints").mkdir(parents=True)
+    torch.save(source.state_dict(), hub_dir / "checkpoints" / "resnet18-f37072fd.pth")  # the file name of the url
+    model = models.load("resnet18", weights=weights)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    image = torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), normalised_forward(source, image))  # normalisation is the pre-hook
+    assert model.input_shape == (3, 224, 224) and model.torchvision_name == "resnet18"
+    assert len(model.categories) == 1000 and model.categories[0] == "tench"  # the weights' class names
+
+
+def test_a_missing_weights_file_names_the_file_and_the_folder(hub_dir):
+    with pytest.raises(models.ModelError) as raised:
+        models.load("resnet18", weights="DEFAULT")
+    message = str(raised.value)
+    assert "resnet18-f37072fd.pth" in message and str(hub_dir / "checkpoints") in message
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message and "nothing is downloaded" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_hub_file_of_another_architecture_is_a_clear_error(hub_dir):
+    (hub_dir / "checkpoints").mkdir(parents=True)
+    torch.save(nn.Linear(3, 2).state_dict(), hub_dir / "checkpoints" / "resnet18-f37072fd.pth")
+    with pytest.raises(models.ModelError, match="resnet18-f37072fd.pth does not match resnet18"):
+        models.load("resnet18", weights="DEFAULT")
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    ("ResNet50_Weights.IMAGENET1K_V2", "not for resnet18"),
+    ("IMAGENET9K", "ResNet18_Weights.IMAGENET1K_V1"),
+])
+def test_unknown_weights_names_list_the_valid_ones(hub_dir, weights, expected):
+    with pytest.raises(models.ModelError, match=expected):
+        models.load("resnet18", weights=weights)
+
+
+def test_random_weights_are_the_architecture_from_seed_0(hub_dir):
+    import torchvision
+
+    model = models.load("resnet18", weights="random")
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    torch.testing.assert_close(model.state_dict(), reference.state_dict())
+    image = torch.rand((2, 3, 48, 48), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), normalised_forward(reference, image))
+
+
+def test_weights_and_checkpoint_together_or_weights_for_the_built_in_model_are_refused(tmp_path):
+    with pytest.raises(models.ModelError, match="either --checkpoint or --weights"):
+        models.load("resnet18", weights="DEFAULT", checkpoint=str(tmp_path / "x.pt"))
+    with pytest.raises(models.ModelError, match="built in"):
+        models.load("digits-cnn", weights="DEFAULT")
+
+
+def test_preprocessing_comes_from_the_weights_metadata_unless_given():
+    from compute.model_sources import Preprocessing, preprocessing
+
+    assert preprocessing("resnet18", "DEFAULT") == Preprocessing(224, 256, 3)  # ResNet18_Weights.IMAGENET1K_V1
+    assert preprocessing("resnet50", "IMAGENET1K_V2") == Preprocessing(224, 232, 3)
+    assert preprocessing("resnet50", "random") == Preprocessing(224, 232, 3)  # the architecture's DEFAULT weights
+    assert preprocessing("resnet18", "DEFAULT", size=64) == Preprocessing(64, 64, 3)
+    assert preprocessing("resnet18", "DEFAULT", size=64, resize=80) == Preprocessing(64, 80, 3)
+    assert preprocessing("digits-cnn") is None
+    assert preprocessing("digits-cnn", size=32) == Preprocessing(32, 32, None)
+
+
+FACTORY_SOURCE = '''
+import torch
+from torch import nn
+
+
+def build():
+    torch.manual_seed(11)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+
+def not_a_model():
+    return 42
+'''
+
+
+def test_a_module_function_builds_the_model_and_takes_a_checkpoint(tmp_path, monkeypatch):
+    (tmp_path / "researcher_models.py").write_text(FACTORY_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = models.load("researcher_models:build")
+    torch.manual_seed(11)
+    reference = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    torch.testing.assert_close(model.state_dict(), reference.state_dict())
+    assert not model.training
+    trained = {k: v + 1 for k, v in reference.state_dict().items()}
+    torch.save(trained, tmp_path / "trained.pt")
+    loaded = models.load("researcher_models:build", checkpoint=str(tmp_path / "trained.pt"))
+    torch.testing.assert_close(loaded.state_dict(), trained)
+    torch.save({"0.weight": torch.zeros(1)}, tmp_path / "wrong.pt")
+    with pytest.raises(models.ModelError, match="wrong.pt does not match Sequential"):
+        models.load("researcher_models:build", checkpoint=str(tmp_path / "wrong.pt"))
+    with pytest.raises(models.ModelError, match="not a torch.nn.Module"):
+        models.load("researcher_models:not_a_model")
+    with pytest.raises(models.ModelError, match="has no function 'missing'"):
+        models.load("researcher_models:missing")
+    with pytest.raises(models.ModelError, match="cannot import no_such_package_here"):
+        models.load("no_such_package_here.models:build")
+
+
+def test_a_torchscript_file_loads_predicts_as_the_original_and_exposes_its_output(tmp_path):
+    import torchvision
+
+    from compute import activations
+
+    torch.manual_seed(0)
+    original = torchvision.models.resnet18(weights=None, num_classes=3).eval()
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(original), str(path))
+    model = models.load(str(path))
+    image = torch.rand((2, 3, 40, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), original(image))
+    assert activations.layers(model, (3, 40, 40)) == ["logits"]  # a ScriptModule takes no hooks: only its output
+    torch.testing.assert_close(activations.extract(model, image, "logits"), original(image))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in original.parameters())
+    with pytest.raises(models.ModelError, match="cannot be re-initialised"):
+        models.fresh_copy(model)
+    state_dict_file = tmp_path / "state.pt"
+    torch.save(original.state_dict(), state_dict_file)
+    with pytest.raises(models.ModelError, match="state.pt is not a TorchScript file.*--checkpoint"):
+        models.load(str(state_dict_file))

@@ -106,3 +106,22 @@ def test_train_job_returns_the_run_and_its_accuracies(other_run):
     listed = run(Source(), "evolution.runs", {})["runs"]
     assert [r["name"] for r in listed][0] == training.DEFAULT_RUN
     assert other_run in [r["name"] for r in listed]
+
+
+def test_the_command_line_trains_a_run_the_view_lists(cache_root, capsys):
+    import subprocess
+    import sys
+
+    from compute import train
+
+    # In a fresh interpreter, as a user types it; the run lands in the shared cache, where the view lists it.
+    command = [sys.executable, "-m", "compute.train", "--epochs", "2", "--lr", "0.003", "--width", "0.5",
+               "--seed", "3", "--cache-dir", str(cache_root)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=training.Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "run e2-lr0.003-w0.5-s3: 3 checkpoints" in done.stdout
+    listed = {r.name: r for r in training.runs()}["e2-lr0.003-w0.5-s3"]
+    assert listed.settings == {"epochs": 2, "lr": 0.003, "width": 0.5, "seed": 3}
+    assert len(listed.test_accuracy) == 3 and listed.test_accuracy[2] > 0.5 > listed.test_accuracy[0]
+    assert train.main(["--list"]) == 0 and "e2-lr0.003-w0.5-s3" in capsys.readouterr().out
+    assert train.main(["--epochs", "0"]) == 2 and "epochs must be between" in capsys.readouterr().err

@@ -58,9 +58,12 @@ def test_no_selection_asks_for_no_job():
 
 
 def test_the_scatter_has_every_sample_once_and_counts_channel_means(context, digits):
-    request = explore.scatter_request("relu2", "pca", "pooled", "true", {"index": 5})
-    figure, status = explore.scatter_render(context)(job(request), request.context)
-    indices = sorted(int(row[0]) for trace in figure.data if trace.name != "selected" for row in trace.customdata)
+    request = explore.scatter_request("relu2", "pca", "pooled")
+    result = job(request)
+    placed, status = explore.scatter_render(context)(result, request.context)
+    assert len(placed["x"]) == len(placed["y"]) == len(digits) and "32 values per image" in placed["title"]
+    figure = explore.scatter_figure(result, request.context, context.meta.classes, "true", 5, final=True)
+    indices = sorted(int(row[0]) for trace in figure.data if trace.name != "selected" for row in trace.customdata or [])
     assert indices == list(range(len(digits)))
     assert "32 values per image" in figure.layout.title.text
     assert status.startswith("test accuracy")

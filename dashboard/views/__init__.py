@@ -10,3 +10,7 @@ from dashboard.views import maximize; VIEWS += (maximize,)  # noqa: E402,E702
 from dashboard.views import channels, weights; VIEWS += (weights, channels)  # noqa: E402,E702
 from dashboard.views import evolution; VIEWS += (evolution,)  # noqa: E402,E702
 from dashboard.views import adversarial; VIEWS += (adversarial,)  # noqa: E402,E702
+from dashboard.views import theme_switch; VIEWS += (theme_switch,)  # noqa: E402,E702
+from dashboard.views import tour; VIEWS += (tour,)  # noqa: E402,E702
+from dashboard.views import thumbnail_overlay, code, export; VIEWS += (thumbnail_overlay, code, export)  # noqa: E402,E702
+from dashboard.views import upload, neighbours, gallery; VIEWS += (upload, neighbours, gallery)  # noqa: E402,E702

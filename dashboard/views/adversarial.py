@@ -17,7 +17,9 @@ from components import adversarial as figures
 from components import controls, scatter, theme
 from compute.embedding import EMBEDDERS
 from dashboard.views import explore
-from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext, selected_index, selected_variant
+from dashboard.views.context import (HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext, selected_index, selected_variant,
+                                     share_mark)
+from dashboard.views.links import Entry, Number, Pressed
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "adversarial"
@@ -45,6 +47,12 @@ ROBUSTNESS_FIGURE = "adversarial-robustness-figure"
 ROBUSTNESS_TEXT = "adversarial-robustness-text"
 
 DEFAULT_EPSILON, DEFAULT_STEPS, MAX_STEPS = 8, 10, 200
+URL_STATE = [Entry("attack.method", METHOD), Entry("attack.target", TARGET),
+             Entry("attack.epsilon", EPSILON, kind=Number(0, 255, optional=True)),
+             Entry("attack.steps", STEPS, kind=Number(1, MAX_STEPS, optional=True, integer=True)),
+             Entry("attack.step_size", STEP_SIZE, kind=Number(0, 255, optional=True)),
+             Entry("attack.smallest", SMALLEST_RUN, "n_clicks", Pressed()),
+             Entry("attack.robustness", ROBUSTNESS_RUN, "n_clicks", Pressed())]
 SMALLEST_MAX_EPSILON = 64 / 255  # the digits CNN needs up to ~32/255; twice that leaves room for the stubborn ones
 SEED = 0
 MARK_PREFIX = "adversarial"  # a highlight whose label starts with this is this view's own
@@ -75,16 +83,7 @@ robustness_panel = BackgroundPanel(
     view=NAME,
 )
 
-# Copies this view's mark into the page-wide highlight while the view is open, and takes it back when the view
-# closes or the attack cannot be placed; a highlight another view set is left alone.
-SHARE_MARK = """
-function(mark, open, current) {
-    const none = window.dash_clientside.no_update;
-    const ours = !current || String(current.label || '').startsWith('""" + MARK_PREFIX + """');
-    if (!(open || []).includes('""" + NAME + """') || !mark) { return (current && ours) ? null : none; }
-    return mark;
-}
-"""
+SHARE_MARK = share_mark(NAME, MARK_PREFIX)  # this view's mark in the scatter while the view is open
 
 # The two selection buttons: "open" while the panels do not already show the attack shown here, "back" while
 # they show a derived image.

@@ -7,6 +7,7 @@ from components import attribution as figures
 from components import controls, theme
 from compute import attribution
 from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.links import Entry, Flag, Parity, method_entries
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -25,6 +26,9 @@ NOTES = "attribution-notes"
 DEFAULT_METHODS = ("occlusion", "saliency", "smoothgrad")
 
 methods = MethodPanel("attribution", attribution.METHODS, DEFAULT_METHODS)
+# What a link keeps: the methods and every parameter (``occlusion.box=5``), the target and the display.
+URL_STATE = [*method_entries(methods), Entry("target", TARGET), Entry("predicted", USE_PREDICTED, kind=Flag()),
+             Entry("display", DISPLAY), Entry("opacity", OPACITY), Entry("sanity", SANITY, "n_clicks", Parity())]
 panel = BackgroundPanel(
     "attribution",
     outputs=[Output(PANELS, "children"), Output(NOTES, "children")],
@@ -108,10 +112,12 @@ def method_figure(maps: dict, method: str, image, title: str, shown: dict, class
 
 
 def attribution_render(context: ViewContext):
-    classes = context.meta.classes
+    # The predicted class may be one of the model's outputs beyond the data's classes (ImageNet weights on a folder).
+    names = context.meta.model_classes or context.meta.classes
 
     def render(result: dict, shown: dict) -> tuple:
-        target_name = classes[result["target"]]
+        target = int(result["target"])
+        target_name = names[target] if 0 <= target < len(names) else f"output {target}"
         panels = []
         for name in shown["order"]:
             label = attribution.METHODS[name].label

@@ -15,6 +15,7 @@ from components import channels as figures
 from components import controls, scatter, theme
 from dashboard.views import details, explore
 from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext
+from dashboard.views.links import Entry, LayerChannel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "channels"
@@ -34,6 +35,7 @@ DEAD_TABLE = "channels-dead-table"
 TOP_K = 9  # one k for the statistics, the dead table and the gallery: they share one cached pass per layer
 FOLLOW_EXPLORE = ""  # the layer dropdown's value for "the layer of the toolbar above"
 HIGHLIGHT_PREFIX = "top images of "
+URL_STATE = [Entry("channels.layer", LAYER), Entry("channels.channel", CHANNEL, "data", LayerChannel())]
 
 stats_panel = BackgroundPanel(
     "channels-stats",

@@ -6,7 +6,7 @@ arrays stay in the compute process and the service's result store.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from components import controls
@@ -46,10 +46,11 @@ class Meta:
     default_layer: str
     device: str
     skipped: list[str]
+    model_classes: list[str] = field(default_factory=list)  # the model's outputs, when not the data's classes
 
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> "Meta":
-        return cls(**{name: description[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: description[name] for name in cls.__dataclass_fields__ if name in description})
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,17 @@ def selection_note(selection) -> str:
     variant, epoch = selected_variant(selection), selected_epoch(selection)
     note = f" ({selection.get('label') or variant['kind']})" if variant else ""
     return note + (f" · model of epoch {epoch}" if epoch is not None else "")
+
+
+def share_mark(view: str, prefix: str) -> str:
+    """A clientside callback (mark, open views, current highlight) -> highlight: copies a view's own scatter mark
+    into the page-wide HIGHLIGHT while ``view`` is open, and takes it back (only a highlight whose label starts
+    with ``prefix``: one another view set is left alone) when the view closes or has nothing to mark."""
+    return """
+function(mark, open, current) {
+    const none = window.dash_clientside.no_update;
+    const ours = !current || String(current.label || '').startsWith('%(prefix)s');
+    if (!(open || []).includes('%(view)s') || !mark) { return (current && ours) ? null : none; }
+    return mark;
+}
+""" % {"prefix": prefix, "view": view}

@@ -7,6 +7,7 @@ from dash import Input, Output, dcc, html
 from components import controls, images, scatter, theme
 from dashboard.views import explore
 from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "details"
@@ -20,6 +21,7 @@ MAP_SCALE = "map-scale"
 FEATURE_MAPS = "feature-maps"
 SPARSITY = "sparsity"
 IMAGE_HEIGHT, TOPK_HEIGHT = images.IMAGE_HEIGHT, images.TOP_K_HEIGHT
+URL_STATE = [Entry("scale", MAP_SCALE)]  # what a link keeps of this view
 
 panel = BackgroundPanel(
     "details",
@@ -92,11 +94,15 @@ def details_render(context: ViewContext):
         index, label = result["index"], result["label"]
         probabilities = np.asarray(result["probabilities"])
         predicted = int(probabilities.argmax())
-        split = "test" if result["test_split"] else "training"
-        title = [html.B(f"#{index}{shown.get('note', '')}"), f" · true class {classes[label]} · predicted {classes[predicted]} "
-                 f"({float(probabilities[predicted]):.1%}) · {split} split"]
+        # The model's outputs may not be the data's classes (ImageNet weights on a folder of three classes).
+        outputs = meta.model_classes if len(meta.model_classes) == len(probabilities) else classes
+        truth = "no true class (your image)" if label is None else f"true class {classes[label]}"
+        split = "" if result.get("test_split") is None else f" · {'test' if result['test_split'] else 'training'} split"
+        title = [html.B(f"#{index}{shown.get('note', '')}" if index >= 0 else f"your image{shown.get('note', '')}"),
+                 f" · {truth} · predicted {outputs[predicted]} ({float(probabilities[predicted]):.1%}){split}"]
         order = np.argsort(-probabilities)[:5]
-        pairs = [(classes[k], float(probabilities[k])) for k in order]
+        pairs = [(outputs[k], float(probabilities[k])) for k in order]
+        named = classes[label] if label is not None else outputs[predicted]
         output = np.asarray(result["layer_output"])
         is_logits = shown["layer"] == logits_layer and output.ndim == 1 and len(output) == len(probabilities)
         maps_title = f"layer {shown['layer']} · {tuple(output.shape)} · image #{index}"
@@ -104,9 +110,9 @@ def details_render(context: ViewContext):
             maps = images.unit_bars(output, classes, title=maps_title)
         else:
             maps = images.feature_map_grid(output, shown["scale"], title=maps_title)
-        return (title, images.image_figure(result["image"], f"image #{index}{shown.get('note', '')} ({classes[label]})",
+        return (title, images.image_figure(result["image"], f"image #{index}{shown.get('note', '')} ({named})",
                                            IMAGE_HEIGHT),
-                images.top_k_figure(pairs, classes[label], TOPK_HEIGHT), maps, sparsity_text(result, is_logits))
+                images.top_k_figure(pairs, named, TOPK_HEIGHT), maps, sparsity_text(result, is_logits))
 
     return render
 

@@ -23,6 +23,7 @@ from components import evolution as figures
 from compute import embedding, training
 from dashboard.views import explore
 from dashboard.views.context import SELECTION, ViewContext, selected_index
+from dashboard.views.links import Entry, Text
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "evolution"
@@ -50,6 +51,9 @@ TRAIN_FIELDS = {"epochs": ("Epochs", 3, 1), "lr": ("Learning rate", 3e-3, "any")
 NO_RUN = ""
 SCATTER_HEIGHT = 560
 SLIDER_START = 0.27  # of the figure's width: the play and pause buttons are left of it
+# What a link keeps: the runs are names (the list of runs arrives after the page is built).
+URL_STATE = [Entry("evolution.layer", LAYER), Entry("evolution.embedding", METHOD),
+             Entry("evolution.run", RUN, kind=Text(optional=False)), Entry("evolution.compare", COMPARE, kind=Text())]
 
 panel = BackgroundPanel(
     "evolution",
@@ -87,7 +91,10 @@ def _job_store(background: BackgroundPanel) -> str:
 
 
 # The slider's epoch as a page key, and the second run's scatter moved to the same epoch. The listeners are bound
-# once per plot element; the callback's own output is the epoch the figure starts at.
+# once per plot element; the callback's own output is the epoch the figure starts at. The page key (and with it
+# the numbers' marker) is set 150 ms after the last frame, not in each: a Dash store update re-renders the page's
+# components, which took three quarters of a frame's time when the slider was dragged. Playing, frames come
+# every FRAME_MS (600 ms), so the marker still follows each one.
 FOLLOW_SLIDER = """
 function(figure) {
     const noUpdate = window.dash_clientside.no_update;
@@ -96,10 +103,12 @@ function(figure) {
     const gd = document.querySelector('#%(scatter)s .js-plotly-plot');
     if (gd && gd.on && !gd._evolutionFollowed) {
         gd._evolutionFollowed = true;
+        let settle = null;
         const follow = (name) => {
             const epoch = Number(name);
             if (!Number.isFinite(epoch)) { return; }
-            window.dash_clientside.set_props('%(epoch)s', {data: epoch});
+            clearTimeout(settle);
+            settle = setTimeout(() => window.dash_clientside.set_props('%(epoch)s', {data: epoch}), 150);
             const other = document.querySelector('#%(compare)s .js-plotly-plot');
             const frames = other && other._transitionData && other._transitionData._frameHash;
             if (frames && frames[String(epoch)]) {

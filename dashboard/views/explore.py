@@ -1,13 +1,13 @@
 """The centre view: the embedding scatter of a layer, the click that selects a sample, and the shareable URL."""
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode
-
-from dash import Input, Output, State, ctx, dcc, html, no_update
+import numpy as np
+from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from components import controls, scatter, theme
 from compute import embedding
-from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, STATUS, URL, ViewContext, selected_index
+from dashboard.views.context import HIGHLIGHT, SELECTION, STATUS, ViewContext, selected_index
+from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "explore"
@@ -19,7 +19,11 @@ EMBEDDING = "embedding-method"
 FEATURES = "feature-mode"
 COLOR_BY = "color-by"
 SCATTER = "scatter"
-URL_KEYS = ("layer", "embedding", "features", "color", "sample", "views")
+SCATTER_LAYOUT = "scatter-layout"  # the layout to show: x, y in sample order, title, stage (small keys + 2N numbers)
+SCATTER_DRAWN = "scatter-drawn"  # what the figure's points trace holds: {"count", "color"}, set when it is drawn
+ANIMATION_MS = 600
+# What a link keeps of this view (the selected sample and the open views are the page's: see links.PAGE_STATE).
+URL_STATE = [Entry("layer", LAYER), Entry("embedding", EMBEDDING), Entry("features", FEATURES), Entry("color", COLOR_BY)]
 
 # Moves the selection ring in the browser: no server round trip, and the figure's points stay where they are.
 HIGHLIGHT_SELECTION = """
@@ -37,10 +41,97 @@ function(selection, figure) {
 }
 """
 
+# Moves the points to a new layout in the browser (a layer or method change, t-SNE converging): Scattergl cannot
+# tween (plotly.js animates only SVG scatter traces, plotly/plotly.js#5688), so each animation frame restyles x/y
+# of the points, the selection ring and the highlight rings; every other trace and layout.images stay as they are.
+# The old layout is first brought to the new one's centre and spread (per axis: the axes autorange, so that is the
+# same picture), so a t-SNE that starts at 1e-4 moves rather than shrinks. Ends by setting the final figure.
+PLACE_POINTS = """
+function(placed, figure) {
+    const none = window.dash_clientside.no_update;
+    if (!placed || !figure || !figure.data || !figure.data.length || figure.data[0].name !== 'points'
+        || (figure.data[0].x || []).length !== placed.x.length) { return none; }
+    const gd = document.querySelector('#%(graph)s .js-plotly-plot');
+    const n = placed.x.length, newX = placed.x, newY = placed.y;
+    const shown = !!(gd && gd.data && gd.data[0] && gd.data[0].name === 'points' && (gd.data[0].x || []).length === n);
+    const oldX = Array.from(shown ? gd.data[0].x : figure.data[0].x);
+    const oldY = Array.from(shown ? gd.data[0].y : figure.data[0].y);
+    // The rings that sit on points: [trace number, sample indices].
+    const ringsOf = traces => {
+        const moving = [];
+        traces.forEach((t, k) => {
+            if (t.name === 'selected' && t.customdata && t.customdata.length) {
+                moving.push([k, Array.from(t.customdata, row => Number(row[0]))]);
+            } else if (t.name === 'highlight' && t.text && t.text.length) {
+                moving.push([k, Array.from(t.text, text => Number(String(text).replace('#', '')))]);
+            }
+        });
+        return moving;
+    };
+    // The figure at the new layout, built from what is drawn when it is final (a colour patch or a ring drawn
+    // while the points moved is kept), else from the figure the callback was given.
+    const final = (traces, before) => {
+        const data = traces.map(t => Object.assign({}, t));
+        data[0].x = newX; data[0].y = newY;
+        for (const [k, idx] of ringsOf(traces)) { data[k].x = idx.map(i => newX[i]); data[k].y = idx.map(i => newY[i]); }
+        const layout = Object.assign({}, before, {
+            title: Object.assign({}, before.title || {}, {text: placed.title}), uirevision: placed.revision,
+            xaxis: Object.assign({}, before.xaxis || {}, {autorange: true}),
+            yaxis: Object.assign({}, before.yaxis || {}, {autorange: true})});
+        return Object.assign({}, figure, {data: data, layout: layout});
+    };
+    const result = () => shown ? final(gd.data, gd.layout) : final(figure.data, figure.layout || {});
+    const moving = ringsOf(figure.data);
+    if (!shown || !window.Plotly) { return result(); }
+    const spread = values => {
+        let mean = 0, square = 0;
+        for (const v of values) { mean += v; }
+        mean /= values.length;
+        for (const v of values) { square += (v - mean) * (v - mean); }
+        return [mean, Math.sqrt(square / values.length) || 1];
+    };
+    const [ax, sx] = spread(oldX), [ay, sy] = spread(oldY), [bx, tx] = spread(newX), [by, ty] = spread(newY);
+    const token = {};
+    window.featurescopeScatterAnimation = token;  // a newer layout stops this animation where it is
+    // The final figure goes in with set_props, not a returned Promise: a callback left pending (a frame that
+    // threw) would hold back every later update of the figure.
+    const finish = () => {
+        if (window.featurescopeScatterAnimation === token) {
+            window.featurescopeScatterAnimation = null;
+            window.dash_clientside.set_props('%(graph)s', {figure: result()});
+        }
+    };
+    const start = performance.now();
+    const step = now => {
+        if (window.featurescopeScatterAnimation !== token) { return; }
+        try {
+            const t = Math.min(1, (now - start) / %(duration)d), e = t < 0.5 ? 2 * t * t : 1 - 2 * (1 - t) * (1 - t);
+            const x = new Array(n), y = new Array(n);
+            for (let i = 0; i < n; i++) {
+                x[i] = bx + (1 - e) * (oldX[i] - ax) * tx / sx + e * (newX[i] - bx);
+                y[i] = by + (1 - e) * (oldY[i] - ay) * ty / sy + e * (newY[i] - by);
+            }
+            const xs = [x], ys = [y], traces = [0];
+            for (const [k, idx] of moving) {
+                if (k < gd.data.length) { xs.push(idx.map(i => x[i])); ys.push(idx.map(i => y[i])); traces.push(k); }
+            }
+            Plotly.restyle(gd, {x: xs, y: ys}, traces);
+            if (t < 1) { requestAnimationFrame(step); } else { finish(); }
+        } catch (error) {
+            finish();  // the figure changed under the animation: jump to the end
+        }
+    };
+    // The new title at once: the points are on their way to the layout it names.
+    Plotly.relayout(gd, {'xaxis.autorange': true, 'yaxis.autorange': true, 'title.text': placed.title});
+    requestAnimationFrame(step);
+    return none;
+}
+""" % {"graph": SCATTER, "duration": ANIMATION_MS}
+
 # Draws what another view marks (HIGHLIGHT) as two traces of its own, in the browser: rings on data points found by
 # their sample index, stars for new points, and lines between them. The figure's other traces are untouched.
 DRAW_HIGHLIGHT = """
-function(mark, figure) {
+function(mark, _drawn, figure) {
     const marked = ['highlight', 'highlight-new', 'highlight-lines'];
     if (!figure || !figure.data || (!mark && !figure.data.some(t => marked.includes(t.name)))) {
         return window.dash_clientside.no_update;  // nothing to draw or clear: no redraw
@@ -76,11 +167,12 @@ function(mark, figure) {
 }
 """
 
+# The panel streams layouts (PCA, then t-SNE as it converges) into SCATTER_LAYOUT; the browser moves the points.
+# The figure itself is drawn whole once (draw_points), then only patched: colours in place, positions in place.
 panel = BackgroundPanel(
     "scatter",
-    outputs=[Output(SCATTER, "figure"), Output(STATUS, "children")],
-    inputs=[Input(LAYER, "value"), Input(EMBEDDING, "value"), Input(FEATURES, "value"), Input(COLOR_BY, "value")],
-    states=[State(SELECTION, "data")],
+    outputs=[Output(SCATTER_LAYOUT, "data"), Output(STATUS, "children")],
+    inputs=[Input(LAYER, "value"), Input(EMBEDDING, "value"), Input(FEATURES, "value")],
 )
 
 
@@ -113,36 +205,126 @@ def layout(context: ViewContext) -> html.Section:
         panel.status(),
         dcc.Graph(id=SCATTER, figure=scatter.empty_figure("preparing the embedding ..."),
                   config=theme.graph_config("featurescope-embedding"), className="scatter-graph"),
+        dcc.Store(id=SCATTER_LAYOUT), dcc.Store(id=SCATTER_DRAWN),
         class_name="explore",
     )
 
 
-def scatter_request(layer, method, features, color_by, selection) -> Request:
+def scatter_request(layer, method, features) -> Request:
     return Request("explore.scatter", {"layer": layer, "method": method, "features": features},
-                   {"color_by": color_by, "selected": selected_index(selection), "layer": layer, "method": method})
+                   {"layer": layer, "method": method})
+
+
+def _rounded(values) -> list[float]:
+    """Coordinates as short JSON numbers: 5 significant digits of the layout's extent are more than a screen shows."""
+    values = np.asarray(values, dtype=np.float64)
+    extent = float(np.ptp(values)) if values.size else 0.0
+    decimals = int(max(0, 5 - np.floor(np.log10(extent)))) if extent > 0 else 6
+    return np.round(values, decimals).tolist()
+
+
+def scatter_title(result: dict, shown: dict, final: bool = True) -> str:
+    """The title of the layout ``result`` holds (a final result or a partial one, whose ``method`` may be PCA)."""
+    method = result.get("method") or shown["method"]
+    title = scatter.scatter_title(embedding.EMBEDDERS[method].label, shown["layer"], result["mode"],
+                                  result["values_per_image"], len(result["labels"]), result.get("sample_size"))
+    if not final:
+        wanted = embedding.EMBEDDERS[shown["method"]].label
+        title += f" · {wanted} converging" if method == shown["method"] else f" · {wanted} on its way"
+    return title
+
+
+def placed_layout(result: dict, shown: dict, final: bool) -> dict:
+    """What the page's PLACE_POINTS needs to move the points: x, y in sample order, the title, and ``revision`` (the
+    layer, method and features: a new one resets the zoom)."""
+    coords = np.asarray(result["coords"])
+    return {"x": _rounded(coords[:, 0]), "y": _rounded(coords[:, 1]), "title": scatter_title(result, shown, final),
+            "revision": f"{shown['layer']}|{shown['method']}|{result['mode']}", "final": final,
+            "stage": result.get("method")}
 
 
 def scatter_render(context: ViewContext):
-    classes = context.meta.classes
-
     def render(result: dict, shown: dict) -> tuple:
-        title = scatter.scatter_title(embedding.EMBEDDERS[shown["method"]].label, shown["layer"], result["mode"],
-                                      result["values_per_image"], len(result["labels"]))
-        figure = scatter.embedding_scatter(result["coords"], result["labels"], result["predicted"], classes,
-                                           shown["color_by"], shown["selected"], title=title,
-                                           revision=f"{shown['layer']}|{shown['method']}|{result['mode']}")
-        return figure, f"test accuracy {result['accuracy']:.1%}"
+        return placed_layout(result, shown, True), f"test accuracy {result['accuracy']:.1%}"
 
     return render
 
 
-def _query(search: str | None) -> dict[str, str]:
-    values = parse_qs((search or "").lstrip("?"))
-    return {key: values[key][0] for key in URL_KEYS if key in values}
+def scatter_render_partial(context: ViewContext):
+    def render(partial: dict, shown: dict) -> tuple:
+        return placed_layout(partial, shown, False), f"test accuracy {partial['accuracy']:.1%}"
+
+    return render
+
+
+def scatter_figure(result: dict, shown: dict, classes: list[str], color_by: str, selected: int | None, final: bool,
+                   output_names: list[str] | None = None):
+    """The whole figure for a final or partial result: drawn once per page (later layouts only move its points)."""
+    return scatter.embedding_scatter(result["coords"], result["labels"], result["predicted"], classes, color_by,
+                                     selected, title=scatter_title(result, shown, final),
+                                     revision=f"{shown['layer']}|{shown['method']}|{result['mode']}",
+                                     output_names=output_names)
+
+
+def recolour(result: dict, classes: list[str], color_by: str) -> Patch:
+    """A colour change as a Patch: the points' colour numbers and sizes, and the legend keys; x, y, customdata and
+    every other trace (rings, highlights, thumbnails) stay in the browser."""
+    look = scatter.point_colours(color_by, result["labels"], result["predicted"], classes)
+    patch = Patch()
+    patch["data"][0]["marker"] = look["marker"]
+    for slot, key in enumerate(scatter.legend_traces(look["legend"], scatter.legend_slots(classes))):
+        patch["data"][1 + slot]["name"] = key["name"]
+        patch["data"][1 + slot]["showlegend"] = key["showlegend"]
+        patch["data"][1 + slot]["marker"] = key["marker"]
+    patch["layout"]["legend"]["title"]["text"] = scatter.COLOUR_MODES.get(color_by, "")
+    return patch
+
+
+def _latest(service, job: dict | None) -> tuple[dict | None, dict, bool]:
+    """The scatter job's result, or else its latest partial result, held by the service; whether it is final."""
+    if not job or service is None:
+        return None, {}, False
+    status = service.status(job["key"])
+    result = status.result if status.state == "done" else status.partial
+    usable = isinstance(result, dict) and "coords" in result
+    return (result if usable else None), job.get("context", {}), status.state == "done"
 
 
 def register(app, context: ViewContext) -> None:
-    panel.register(app, context, scatter_request, scatter_render(context))
+    panel.register(app, context, scatter_request, scatter_render(context), scatter_render_partial(context))
+    classes = context.meta.classes
+
+    @app.callback(
+        Output(SCATTER, "figure", allow_duplicate=True),
+        Output(SCATTER_DRAWN, "data"),
+        Input(panel.job_id, "data"),
+        Input(COLOR_BY, "value"),
+        State(SCATTER_DRAWN, "data"),
+        State(SELECTION, "data"),
+        prevent_initial_call=True,
+    )
+    def draw_points(job, color_by, drawn, selection):
+        """The figure whole when the page has none of this data yet; a colour change as a Patch; else nothing (new
+        layouts move the points in the browser: PLACE_POINTS)."""
+        result, shown, final = _latest(context.service, job)
+        if result is None:
+            return no_update, no_update
+        count = len(result["labels"])
+        if drawn and drawn.get("count") == count:
+            if drawn.get("color") == color_by:
+                return no_update, no_update
+            return recolour(result, classes, color_by), {"count": count, "color": color_by}
+        figure = scatter_figure(result, shown, classes, color_by, selected_index(selection), final,
+                                context.meta.model_classes)
+        return figure, {"count": count, "color": color_by}
+
+    app.clientside_callback(
+        PLACE_POINTS,
+        Output(SCATTER, "figure", allow_duplicate=True),
+        Input(SCATTER_LAYOUT, "data"),
+        State(SCATTER, "figure"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(Output(SELECTION, "data"), Input(SCATTER, "clickData"), prevent_initial_call=True)
     def select_clicked_point(click):
@@ -155,6 +337,7 @@ def register(app, context: ViewContext) -> None:
         DRAW_HIGHLIGHT,
         Output(SCATTER, "figure", allow_duplicate=True),
         Input(HIGHLIGHT, "data"),
+        Input(SCATTER_DRAWN, "data"),  # a figure drawn whole gets the marks again
         State(SCATTER, "figure"),
         prevent_initial_call=True,
     )
@@ -166,41 +349,3 @@ def register(app, context: ViewContext) -> None:
         State(SCATTER, "figure"),
         prevent_initial_call=True,
     )
-
-    url_controls = [(LAYER, "layer"), (EMBEDDING, "embedding"), (FEATURES, "features"), (COLOR_BY, "color")]
-    meta = context.meta
-    allowed = {"layer": set(meta.layers), "embedding": set(embedding.EMBEDDERS),
-               "features": {"auto", "flat", "pooled"}, "color": set(scatter.COLOUR_MODES)}
-
-    @app.callback(
-        Output(URL, "search"),
-        *[Output(component, "value") for component, _ in url_controls],
-        Output(SELECTION, "data", allow_duplicate=True),
-        Output(OPEN_VIEWS, "value"),
-        Input(URL, "search"),
-        *[Input(component, "value") for component, _ in url_controls],
-        Input(SELECTION, "data"),
-        Input(OPEN_VIEWS, "value"),
-        State(OPEN_VIEWS, "options"),
-        prevent_initial_call="initial_duplicate",
-    )
-    def sync_url(search, layer, method, features, color_by, selection, open_views, view_options):
-        """The URL mirrors the view (layer, method, features, colour, sample, open views), so it can be shared."""
-        unchanged = [no_update] * (len(url_controls) + 2)
-        # On page load every input fires at once; the URL then wins, so a shared link restores its view.
-        if ctx.triggered_id is None or f"{URL}.search" in ctx.triggered_prop_ids:
-            query = _query(search)
-            if not query:
-                return no_update, *unchanged
-            values = [query[key] if query.get(key) in allowed[key] else no_update for _, key in url_controls]
-            sample = query.get("sample", "")
-            chosen = {"index": int(sample)} if sample.isdigit() and int(sample) < meta.count else no_update
-            known = {option["value"] for option in view_options or []}
-            views = [v for v in query["views"].split(",") if v in known] if "views" in query else no_update
-            return no_update, *values, chosen, views
-        current = dict(zip((key for _, key in url_controls), (layer, method, features, color_by)))
-        index = selected_index(selection)
-        if index is not None:
-            current["sample"] = index
-        current["views"] = ",".join(open_views or [])
-        return "?" + urlencode(current), *unchanged

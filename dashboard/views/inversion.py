@@ -8,6 +8,7 @@ from components import controls, scatter, theme
 from compute import attribution
 from dashboard.views import explore
 from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "inversion"
@@ -20,6 +21,7 @@ LAYER = "inversion-layer"
 CHANNEL = "inversion-channel"
 FIGURE = "inversion-figure"
 FIGURE_HEIGHT = 320
+URL_STATE = [Entry("inversion.method", METHOD), Entry("inversion.layer", LAYER), Entry("inversion.channel", CHANNEL)]
 
 panel = BackgroundPanel(
     "inversion",

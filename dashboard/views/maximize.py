@@ -21,6 +21,7 @@ from compute.maximize import objectives as objective_table
 from compute.maximize.transforms import suggested_transforms
 from compute.params import Method, Param
 from dashboard.views.context import ViewContext
+from dashboard.views.links import Entry, Pressed, method_entries
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -72,6 +73,15 @@ transforms = SuggestingPanel("maximize-transforms", maximize.TRANSFORMS, tuple(m
 regularizers = MethodPanel("maximize-regularizers", maximize.REGULARIZERS, ())
 run_settings = MethodPanel("maximize-settings", {RUN_SETTINGS: Method(None, "run", tuple(
     spec for spec in maximize.RUN_PARAMS if spec.name != "parameterization"))}, (RUN_SETTINGS,))
+# What a link keeps: every choice and parameter (``maximize.jitter.pixels=4``), and whether Run was pressed (a link
+# to a result computes it again, from the cache when it is there).
+URL_STATE = [Entry("maximize.mode", MODE), Entry("maximize.kind", KIND), Entry("maximize.combine", COMBINE),
+             Entry("maximize.second", SECOND), Entry("maximize.layer", WHOLE_LAYER),
+             Entry("maximize.parameterization", PARAMETERIZATION), Entry("maximize.run", RUN, "n_clicks", Pressed()),
+             *method_entries(objectives_ids, "maximize.", None), *method_entries(parameterizations, "maximize.", None),
+             *method_entries(transforms, "maximize.", "maximize.transforms"),
+             *method_entries(regularizers, "maximize.", "maximize.regularizers"),
+             *method_entries(run_settings, "maximize.", None)]
 
 panel = BackgroundPanel(
     "maximize",

@@ -12,6 +12,7 @@ A view supplies ``request(*inputs, *states) -> Request | Message | None`` (what 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -64,6 +65,12 @@ class BackgroundPanel:
     def message_id(self) -> str:
         return self._id("message")
 
+    @property
+    def job_id(self) -> str:
+        """The store holding the panel's current job ({"key", "context"}): another callback may read that job's
+        result or partial result from the service by its key."""
+        return self._id("job")
+
     def status(self) -> html.Div:
         """The panel's progress bar, message line, retry button, poll timer and job store (place it in the layout)."""
         return html.Div([
@@ -90,6 +97,15 @@ class BackgroundPanel:
         unchanged = (no_update,) * count
         hidden, shown = {"display": "none"}, {"display": "flex"}
         gate = [Input(OPEN_VIEWS, "value")] if self.view else []
+
+        def first_answer(key: str):
+            """The job's status once it ends or sends a partial result (drawn at once: the PCA layout before t-SNE
+            converges), or after FAST_WAIT_S."""
+            deadline = time.monotonic() + FAST_WAIT_S
+            while True:
+                status = service.wait(key, 0.05)
+                if status.state != "running" or status.partial is not None or time.monotonic() >= deadline:
+                    return status
 
         def respond(status, job_context: dict, key: str):
             """The callback's outputs for a job's status: figures when done, progress while running, else a message."""
@@ -164,4 +180,4 @@ class BackgroundPanel:
                 service.release(holder)
                 return (*unchanged, "0", "", hidden, controls.message(wanted.text, wanted.kind), hidden, None, True)
             key = service.submit(wanted.job, wanted.params, holder=holder, retry=trigger == self._id("retry"))
-            return respond(service.wait(key, FAST_WAIT_S), wanted.context, key)
+            return respond(first_answer(key), wanted.context, key)

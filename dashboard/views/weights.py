@@ -14,6 +14,7 @@ from dash import Input, Output, dcc, html
 from components import controls, scatter, theme
 from components import weights as figures
 from dashboard.views.context import ViewContext
+from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "weights"
@@ -33,6 +34,8 @@ SUMMARY = "weights-summary"
 MODE_OPTIONS = {"auto": "auto", "channel": "one input channel", "norm": "norm over input channels"}
 # "Near 1": random filters in many dimensions are nearly orthogonal, so diversity starts there before any training.
 NEAR_ONE = 0.1
+# What a link keeps (the epoch slider is not kept: it starts at the last epoch once the checkpoints are read).
+URL_STATE = [Entry("weights.layer", LAYER), Entry("weights.mode", MODE), Entry("weights.input", INPUT_CHANNEL)]
 
 panel = BackgroundPanel(
     "weights",

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 SCATTER_READY = """() => { const gd = document.querySelector('#scatter .js-plotly-plot');
     return !!(gd && gd.data && gd.data.some(t => t.name !== 'selected' && t.x && t.x.length)); }"""
+# The layout asked for, not PCA shown while t-SNE converges: its title no longer says "on its way" or "converging".
+SCATTER_FINAL = """() => { const gd = document.querySelector('#scatter .js-plotly-plot');
+    const title = (gd && gd.layout && gd.layout.title && gd.layout.title.text) || '';
+    return !!(gd && gd.data && gd.data.some(t => t.name !== 'selected' && t.x && t.x.length)) && title.length > 0
+        && !title.includes('on its way') && !title.includes('converging'); }"""
 
 
 RING_ON = """(index) => { const gd = document.querySelector('#scatter .js-plotly-plot');
@@ -10,8 +15,10 @@ RING_ON = """(index) => { const gd = document.querySelector('#scatter .js-plotly
     return !!(ring && ring.customdata && ring.customdata.length && Number(ring.customdata[0][0]) === index); }"""
 
 
-def wait_for_scatter(page, timeout: float = 120_000) -> None:
-    page.wait_for_function(SCATTER_READY, timeout=timeout)
+def wait_for_scatter(page, timeout: float = 120_000, final: bool = True) -> None:
+    """Wait for the scatter's points; with ``final`` for the layout asked for (points streamed in while t-SNE
+    converges move, so a point chosen before would not be there to click)."""
+    page.wait_for_function(SCATTER_FINAL if final else SCATTER_READY, timeout=timeout)
 
 
 def scatter_title(page) -> str:
@@ -29,7 +36,7 @@ def click_scatter_point(page, rank: int = 0) -> dict:
     target = page.evaluate(
         """(rank) => { const gd = document.querySelector('#scatter .js-plotly-plot');
             const fl = gd._fullLayout; const box = gd.getBoundingClientRect(); const points = [];
-            gd.data.forEach(tr => { if (tr.name === 'selected' || !tr.x) return;
+            gd.data.forEach(tr => { if (tr.name === 'selected' || !tr.x || !tr.customdata) return;
                 tr.x.forEach((x, k) => points.push({px: fl.xaxis.d2p(x), py: fl.yaxis.d2p(tr.y[k]),
                     index: Number(tr.customdata[k][0]), name: String(tr.customdata[k][1])})); });
             points.forEach(p => { p.gap = Infinity; points.forEach(q => { if (q !== p)

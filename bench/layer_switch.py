@@ -1,0 +1,160 @@
+"""A layer change, timed to the first drawn scatter and to the final one; the embedding of 50,000 points fitted on a
+sample; and the bytes a colour change sends at 50,000 points (a Patch against the full figure).
+
+The layer switch is timed through the service, as the scatter panel's callback sees it: from ``submit`` until the
+job's first partial layout (the PCA picture the page draws at once) and until its final t-SNE layout, on the
+compute process (a spawned worker, every core of this machine). Cold: the layer's cached features and layouts are
+deleted first (the model is trained already); warm: asked again of the same server; precomputed: a new server,
+after its background precomputation (started as the app starts it) has finished. The baseline, measured in the same run, is the time to the final layout: the first
+thing the page could draw before layouts were streamed.
+
+``python -m bench.layer_switch [--quick]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from bench.common import Row, markdown_table, ratio, sec, timed_once
+
+METHOD = "tsne"
+QUICK_LAYERS = ["conv1", "relu2", "logits"]
+
+
+def _forget_layer(model, dataset, layer: str, mode: str) -> None:
+    from compute import embedding
+    from compute.cache import get_cache
+
+    cache = get_cache()
+    cache.delete(embedding.layer_reduction.key(model, dataset, layer, mode))
+    cache.delete(embedding.layer_features.key(model, dataset, layer, mode))
+    for method in ("pca", METHOD):
+        cache.delete(embedding.layer_layout.key(model, dataset, layer, method, mode))
+        cache.delete(embedding.layer_embedding.key(model, dataset, layer, method, mode))
+
+
+def switch_times(service, layer: str, timeout: float = 600.0) -> tuple[float, float]:
+    """(seconds to the first layout the page can draw, seconds to the final one) of one layer change."""
+    start = time.perf_counter()
+    key = service.submit("explore.scatter", {"layer": layer, "method": METHOD, "features": "auto"},
+                         holder=("bench", "scatter"))
+    first = None
+    while time.perf_counter() - start < timeout:
+        status = service.wait(key, 0.02)
+        if first is None and (status.partial is not None or status.state == "done"):
+            first = time.perf_counter() - start
+        if status.state != "running":
+            if status.state != "done":
+                raise RuntimeError(f"{layer}: {status.state} {status.error}")
+            return first, time.perf_counter() - start
+    raise TimeoutError(layer)
+
+
+def layer_rows(quick: bool) -> list[Row]:
+    from compute import activations, embedding, models
+    from compute.data import load
+    from dashboard.config import AppConfig
+    from dashboard.service import ComputeService
+
+    model, dataset = models.load("digits-cnn"), load("digits")
+    names = activations.layers(model)
+    layers = [name for name in QUICK_LAYERS if name in names] if quick else names
+    modes = {layer: embedding.feature_mode(tuple(activations.single(model, dataset.images[0], [layer])[layer].shape))
+             for layer in layers}
+    for layer in layers:
+        _forget_layer(model, dataset, layer, modes[layer])
+    config = AppConfig()
+    service = ComputeService.start(config.source())
+    rows = []
+    try:
+        # Loads the model in the compute process, on a layer not measured (its features stay cold).
+        warm_up = next(name for name in names if name not in layers)
+        service.run("explore.scatter", {"layer": warm_up, "method": "pca", "features": "auto"}, timeout=600)
+        for layer in layers:
+            cold_first, cold_final = switch_times(service, layer)
+            warm_first, warm_final = switch_times(service, layer)
+            rows.append(Row(f"layer_switch_cold_{layer}", f"layer change to {layer}, cold: first scatter "
+                            f"(final t-SNE {sec(cold_final)})", sec(cold_first), sec(cold_final),
+                            ratio(cold_first / cold_final), "first < 1 s"))
+            rows.append(Row(f"layer_switch_warm_{layer}", f"layer change to {layer}, warm: first | final",
+                            f"{sec(warm_first)} | {sec(warm_final)}", sec(cold_final), ratio(warm_final / cold_final)))
+        for layer in layers:
+            _forget_layer(model, dataset, layer, modes[layer])
+        # A new server: the old one keeps its finished results in memory, which would make this phase trivial.
+        service.close()
+        service = ComputeService.start(config.source())
+        service.run("explore.scatter", {"layer": warm_up, "method": "pca", "features": "auto"}, timeout=600)
+        start = time.perf_counter()
+        finished = service.precompute([("explore.scatter", {"layer": layer, "method": METHOD, "features": "auto"})
+                                       for layer in layers], delay_s=0)
+        finished.wait(1800)
+        precompute_s = time.perf_counter() - start
+        for layer in layers:
+            first, final = switch_times(service, layer)
+            rows.append(Row(f"layer_switch_precomputed_{layer}", f"layer change to {layer} after background "
+                            f"precomputation ({sec(precompute_s)} for {len(layers)} layers): first | final",
+                            f"{sec(first)} | {sec(final)}", "—", "—"))
+    finally:
+        service.close()
+    return rows
+
+
+def synthetic_features(count: int, dims: int = 512, classes: int = 10, seed: int = 0):
+    """(count, dims) float32 features in ``classes`` Gaussian clusters, and their labels (count,)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dims)).astype(np.float32) * 0.6
+    labels = rng.integers(0, classes, size=count)
+    return centres[labels] + rng.normal(size=(count, dims)).astype(np.float32), labels
+
+
+def embedding_rows(quick: bool) -> list[Row]:
+    from compute import embedding
+
+    rows = []
+    features, _ = synthetic_features(50_000)
+    seconds, layout = timed_once(lambda: embedding.fit(features, METHOD))
+    rows.append(Row("embed_50k_sampled", f"t-SNE of 50,000 x 512 features: fit on {len(layout.sample):,}, "
+                    "place the rest", sec(seconds)))
+    # The baseline: t-SNE of every point, at a size this machine finishes in the run (15,000 in quick mode).
+    count = 15_000 if quick else 50_000
+    subset = features[:count]
+    sampled_s, _ = timed_once(lambda: embedding.fit(subset, METHOD))
+    full_s, _ = timed_once(lambda: embedding.fit(subset, METHOD, sample_above=count))
+    rows.append(Row(f"embed_{count // 1000}k_sampled_vs_full", f"t-SNE of {count:,} x 512: sampled vs every point",
+                    sec(sampled_s), sec(full_s), ratio(sampled_s / full_s)))
+    return rows
+
+
+def colour_change_rows() -> list[Row]:
+    import plotly.io
+
+    from dashboard.views import explore
+
+    count, classes = 50_000, [str(k) for k in range(10)]
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=count)
+    predicted = np.where(rng.random(count) < 0.9, labels, rng.integers(0, 10, size=count))
+    result = {"coords": rng.normal(size=(count, 2)).astype(np.float32), "labels": labels, "predicted": predicted,
+              "mode": "pooled", "values_per_image": 512, "method": METHOD, "sample_size": 10_000}
+    shown = {"layer": "avgpool", "method": METHOD}
+    rows = []
+    for colour in ("predicted", "correct"):
+        full = len(plotly.io.to_json(explore.scatter_figure(result, shown, classes, colour, 7, final=True)))
+        patch = len(json.dumps(explore.recolour(result, classes, colour).to_plotly_json()))
+        rows.append(Row(f"colour_change_bytes_{colour}", f"bytes sent for a colour change to {colour} at 50,000 "
+                        "points: Patch (baseline: the full figure)", f"{patch / 1e6:.2f} MB", f"{full / 1e6:.2f} MB",
+                        ratio(patch / full)))
+    return rows
+
+
+def rows(quick: bool) -> list[Row]:
+    return colour_change_rows() + layer_rows(quick) + embedding_rows(quick)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print(markdown_table(rows(parser.parse_args().quick)))

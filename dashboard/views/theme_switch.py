@@ -1,0 +1,158 @@
+"""The page's theme: standard or projector (large text, thick markers, high contrast), light or dark.
+
+Two switches in the header, remembered by the browser (a ``local`` store). The page's colours are CSS variables
+(assets/featurescope.css, keyed by ``data-theme`` / ``data-projector`` on <html>); every Plotly graph on the page
+is restyled in the browser from ``components.theme.figure_overrides`` (one table in Python, sent once as JSON), and
+again after each redraw, so a switch runs no job and resends no figure.
+"""
+from __future__ import annotations
+
+from dash import Input, Output, State, dcc, html
+
+from components import theme
+
+NAME = "theme"
+TITLE = "Theme"
+OPENABLE = False
+
+STORE = "theme-store"  # {"projector": bool, "dark": bool}, in the browser's localStorage
+PROJECTOR = "theme-projector"
+DARK = "theme-dark"
+APPLIED = "theme-applied"  # the theme name last applied (read by tests and the export's report)
+
+# The browser half: restyle one graph div ``gd`` to the theme ``name``. Originals are kept on the div the first time
+# it is seen in a fresh drawing (Dash redraws replace layout and data), so switching back restores them exactly.
+RESTYLE = """
+window.featurescopeTheme = window.featurescopeTheme || (function () {
+    const themes = %s;
+    const state = {name: 'light'};
+    const scale = (v, f) => Array.isArray(v) ? v.map(x => scale(x, f)) : (typeof v === 'number' ? v * f : v);
+    const axes = layout => Object.keys(layout).filter(k => /^[xy]axis[0-9]*$/.test(k));
+    function original(gd) {
+        const meta = gd.layout.meta;
+        if (gd._featurescopeOriginal && meta && meta.featurescopeTheme) { return gd._featurescopeOriginal; }
+        const copy = v => v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+        const keep = {
+            annotations: (gd.layout.annotations || []).map(a => ({size: (a.font && a.font.size) || null,
+                                                                    colour: a.font && a.font.color})),
+            traces: gd.data.map(t => ({size: copy(t.marker && t.marker.size),
+                                        outline: copy(t.marker && t.marker.line && t.marker.line.width),
+                                        outlineColour: t.marker && t.marker.line && t.marker.line.color,
+                                        line: copy(t.line && t.line.width),
+                                        textSize: copy(t.textfont && t.textfont.size),
+                                        textColour: t.textfont && t.textfont.color,
+                                        colorbar: t.colorbar && t.colorbar.tickfont && t.colorbar.tickfont.size})),
+        };
+        gd._featurescopeOriginal = keep;
+        return keep;
+    }
+    function apply(gd, name) {
+        if (!gd || !gd.layout || !gd.data || !window.Plotly) { return; }
+        const meta = gd.layout.meta || {};
+        // The server draws in the light theme: a fresh drawing in 'light' needs nothing.
+        if ((meta.featurescopeTheme || 'light') === name) { return; }
+        const spec = themes[name], base = themes.light, keep = original(gd);
+        const recolour = c => spec.colours[c] || c;
+        const layout = Object.assign({}, spec.layout, {'meta.featurescopeTheme': name});
+        // A long title at projector size would run off the figure: shrink it to fit, never below the body text.
+        const title = gd.layout.title && gd.layout.title.text;
+        if (title && spec.font_scale > 1 && gd._fullLayout && gd._fullLayout.width) {
+            const fit = Math.floor((gd._fullLayout.width - 24) / (0.55 * String(title).replace(/<[^>]*>/g, '').length));
+            layout['title.font.size'] = Math.max(spec.layout['font.size'], Math.min(spec.layout['title.font.size'], fit));
+        }
+        for (const axis of axes(gd.layout)) {
+            for (const [key, value] of Object.entries(spec.axis)) { layout[axis + '.' + key] = value; }
+        }
+        (gd.layout.annotations || []).forEach((a, k) => {
+            const o = keep.annotations[k] || {};
+            let size = (o.size || base.layout['font.size']) * spec.font_scale;
+            if (spec.font_scale > 1 && a.yref === 'paper' && a.yanchor === 'bottom' && gd._fullLayout) {
+                // Subplot titles share their row: shrink each to its column's width, never below the body text.
+                const row = (gd.layout.annotations || []).filter(b => b.yref === 'paper' && b.y === a.y).length;
+                const text = String(a.text || '').replace(/<[^>]*>/g, '');
+                const fit = Math.floor(gd._fullLayout.width / Math.max(1, row) / (0.55 * Math.max(1, text.length)));
+                size = Math.max(spec.layout['font.size'], Math.min(size, fit));
+            }
+            layout['annotations[' + k + '].font.size'] = size;
+            if (typeof o.colour === 'string') { layout['annotations[' + k + '].font.color'] = recolour(o.colour); }
+        });
+        const restyle = {}, indices = [];
+        const put = (key, k, value) => { (restyle[key] = restyle[key] || [])[k] = value; };
+        gd.data.forEach((t, k) => {
+            const o = keep.traces[k] || {};
+            indices.push(k);
+            put('marker.size', k, o.size === undefined ? undefined : scale(o.size, spec.marker_scale));
+            put('marker.line.width', k, o.outline === undefined ? undefined : scale(o.outline, spec.line_scale));
+            put('marker.line.color', k, t.name === 'selected' ? spec.selected :
+                (o.outlineColour === spec.outline.from || o.outlineColour === base.outline.to ||
+                 Object.values(themes).some(s => s.outline.to === o.outlineColour)) ? spec.outline.to : o.outlineColour);
+            put('line.width', k, o.line === undefined ? undefined : scale(o.line, spec.line_scale));
+            put('colorbar.tickfont.size', k, o.colorbar ? o.colorbar * spec.font_scale : undefined);
+            put('textfont.size', k, o.textSize === undefined ? undefined : scale(o.textSize, spec.font_scale));
+            put('textfont.color', k, typeof o.textColour === 'string' ? recolour(o.textColour) : o.textColour);
+        });
+        window.Plotly.update(gd, restyle, layout, indices);
+    }
+    function applyAll() {
+        document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+            if (!gd._featurescopeWatched && gd.on) {
+                gd._featurescopeWatched = true;  // a redraw by Dash brings the server's style back: restyle again
+                gd.on('plotly_afterplot', () => apply(gd, state.name));
+            }
+            apply(gd, state.name);
+        });
+    }
+    new MutationObserver(() => applyAll()).observe(document.body, {childList: true, subtree: true});
+    return {themes: themes, state: state, apply: apply, applyAll: applyAll,
+            use: name => { state.name = themes[name] ? name : 'light'; applyAll(); return state.name; }};
+})();
+"""
+
+# One callback owns the switches and the store (a circle Dash allows within one callback): on page load the stored
+# choice sets the switches; a click stores the new choice; either way every graph is restyled.
+SWITCH = """
+function(projector, dark, _stamp, stored) {
+    %s
+    const triggered = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
+    const noUpdate = window.dash_clientside.no_update;
+    const fromStore = triggered.some(id => id.startsWith('%s.'));
+    let wanted = {projector: !!(projector && projector.length), dark: !!(dark && dark.length)};
+    let switches = [noUpdate, noUpdate], store = noUpdate;
+    if (fromStore) {
+        const s = stored || {};
+        const same = !!s.projector === wanted.projector && !!s.dark === wanted.dark;
+        if (!same) { wanted = {projector: !!s.projector, dark: !!s.dark};
+                     switches = [wanted.projector ? ['on'] : [], wanted.dark ? ['on'] : []]; }
+    } else if (!stored || !!stored.projector !== wanted.projector || !!stored.dark !== wanted.dark) {
+        store = wanted;
+    }
+    document.documentElement.dataset.theme = wanted.dark ? 'dark' : 'light';
+    document.documentElement.dataset.projector = wanted.projector ? 'on' : 'off';
+    const name = (wanted.projector ? 'projector-' : '') + (wanted.dark ? 'dark' : 'light');
+    return [...switches, store, window.featurescopeTheme.use(name)];
+}
+"""
+
+
+def header(_context) -> html.Div:
+    """The two switches and their store, placed in the page header."""
+    return html.Div([
+        dcc.Store(id=STORE, storage_type="local"),
+        dcc.Store(id=APPLIED, data="light"),
+        dcc.Checklist(id=PROJECTOR, options=[{"label": " projector", "value": "on"}], value=[], inline=True,
+                      className="theme-switch", inputClassName="theme-switch-input"),
+        dcc.Checklist(id=DARK, options=[{"label": " dark", "value": "on"}], value=[], inline=True,
+                      className="theme-switch", inputClassName="theme-switch-input"),
+    ], className="theme-switches", title="projector: large text, thick markers, high contrast; dark: light on black")
+
+
+def layout(_context) -> list:
+    return []
+
+
+def register(app, _context) -> None:
+    app.clientside_callback(
+        SWITCH % (RESTYLE % theme.overrides_json(), STORE),
+        Output(PROJECTOR, "value"), Output(DARK, "value"), Output(STORE, "data"), Output(APPLIED, "data"),
+        Input(PROJECTOR, "value"), Input(DARK, "value"), Input(STORE, "modified_timestamp"), State(STORE, "data"),
+    )

@@ -1,0 +1,161 @@
+"""Your own image: drop a PNG or JPEG on the page; every panel then opens for it and the scatter marks where it lands.
+
+The server checks and saves the file (``compute.uploads.save``: PNG or JPEG, at most 10 MB, content-hash id) and
+selects it as the image variant ``{"kind": "upload", "id": ...}`` with index -1 (it is no data-set image, so no
+point of the scatter is ringed). The compute process preprocesses it like the data set's images (the ``upload``
+variant), places it into the current embedding (job ``uploads.place``) and the scatter draws it as a star.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from dash import Input, Output, State, dcc, html, no_update
+
+from components import controls, theme
+from compute import uploads
+from dashboard.thumbnails import upload_url
+from dashboard.views import explore
+from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext, share_mark
+from dashboard.views.panel import BackgroundPanel, Request
+
+NAME = "upload"
+TITLE = "Your own image: drop a PNG or JPEG"
+OPENABLE = True
+OPEN_AT_START = True
+
+DROP = "upload-drop"
+MESSAGE = "upload-message"
+UPLOADED = "upload-uploaded"  # {"id", "name", "width", "height"} of the last good upload
+PREVIEW = "upload-preview"
+PREDICTION = "upload-prediction"
+SHOW = "upload-show"
+MARK = "upload-mark"  # what this view marks in the scatter; copied to HIGHLIGHT while the view is open
+MARK_PREFIX = "your image"
+PREVIEW_SIZE = 128
+
+SHARE_MARK = share_mark(NAME, MARK_PREFIX)  # this view's mark in the scatter while the view is open
+
+panel = BackgroundPanel(
+    "upload-place",
+    outputs=[Output(MARK, "data"), Output(PREDICTION, "children")],
+    inputs=[Input(UPLOADED, "data"), Input(explore.LAYER, "value"), Input(explore.EMBEDDING, "value"),
+            Input(explore.FEATURES, "value")],
+    view=NAME,
+)
+
+
+def layout(context: ViewContext) -> html.Section:
+    return controls.card(
+        TITLE,
+        html.Div([
+            dcc.Upload(id=DROP, accept="image/png,image/jpeg", multiple=False, max_size=-1, className="upload-drop",
+                       children=html.Div(["Drag and drop a PNG or JPEG here, or ", html.A("choose a file"),
+                                          html.Br(), html.Span(f"at most {uploads.MAX_UPLOAD_BYTES // 1024**2} MB",
+                                                               className="hint")])),
+            html.Div([
+                html.Div(id=PREVIEW, className="upload-preview"),
+                html.Div([
+                    html.Div(id=MESSAGE),
+                    html.Div(id=PREDICTION, className="upload-prediction"),
+                    html.Button("show it in the panels again", id=SHOW, n_clicks=0, className="button button-small",
+                                style={"display": "none"}),
+                    panel.status(),
+                ], className="upload-status"),
+            ], className="upload-result"),
+        ], className="upload-body"),
+        html.P("Your image gets every panel (details, attribution, inversion, neighbours) and a star in the scatter. "
+               + _preprocessing_note(context), className="hint"),
+        dcc.Store(id=UPLOADED),
+        dcc.Store(id=MARK),
+        class_name="upload",
+    )
+
+
+def _preprocessing_note(context: ViewContext) -> str:
+    channels, height, width = context.meta.image_shape
+    if context.config.data == "digits":
+        return ("The model reads 8x8 digit scans: your image is turned grey, inverted when its background is light, "
+                "averaged down to 8x8 and shown at 32x32.")
+    return f"It is resized and centre-cropped to {width}x{height} ({'grey' if channels == 1 else 'colour'})."
+
+
+def decode_contents(contents: str) -> bytes:
+    """dcc.Upload's ``data:<type>;base64,<data>`` -> the file's bytes (UploadError when it is not that)."""
+    try:
+        _, encoded = contents.split(",", 1)
+        return base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error, AttributeError) as error:
+        raise uploads.UploadError("the upload arrived damaged; try again") from error
+
+
+def selection_for(saved: dict) -> dict:
+    """The page-wide selection naming an upload: every panel opens for it."""
+    return {"index": -1, "variant": {"kind": "upload", "id": saved["id"]}, "label": f"{MARK_PREFIX}: {saved['name']}"}
+
+
+def accept(contents: str | None, filename: str | None) -> tuple[dict | None, object]:
+    """(the saved upload's description or None, a message for the page) for one dropped file."""
+    name = filename or "the file"
+    try:
+        saved = uploads.save(decode_contents(contents), name)
+    except uploads.UploadError as error:
+        return None, controls.message(str(error), "error")
+    saved = {**saved, "name": name}
+    return saved, controls.message(f"{name}: {saved['width']}x{saved['height']} pixels, opened in every panel.",
+                                   "info")
+
+
+def place_request(saved, layer, method, features):
+    if not saved:
+        return None
+    return Request("uploads.place", {"id": saved["id"], "layer": layer, "method": method, "features": features},
+                   {"name": saved["name"]})
+
+
+def place_render(context: ViewContext):
+    # The model's own output names where the description has them (ImageNet weights on a folder of 3 classes).
+    classes = list(getattr(context.meta, "model_classes", None) or context.meta.classes)
+
+    def render(result: dict, shown: dict) -> tuple:
+        probabilities = result["probabilities"]
+        names = classes + [f"output {k}" for k in range(len(classes), len(probabilities))]
+        top = probabilities.argsort()[::-1][:3]
+        guess = ", ".join(f"{names[k]} {theme.plain_number(100 * float(probabilities[k]), 1)}%" for k in top)
+        text = [html.B("The model says: "), guess]
+        if result["point"] is None:
+            return None, [*text, html.Br(), f"Not placed in the scatter: {result['placement_message']}"]
+        x, y = result["point"]
+        label = f"{MARK_PREFIX}: {shown['name']}"
+        mark = {"label": label, "points": [[x, y, f"{label} · predicted {names[int(top[0])]}"]]}
+        return mark, [*text, html.Br(), "The star in the scatter is where it lands."]
+
+    return render
+
+
+def register(app, context: ViewContext) -> None:
+    panel.register(app, context, place_request, place_render(context))
+
+    @app.callback(
+        Output(UPLOADED, "data"), Output(MESSAGE, "children"), Output(SELECTION, "data", allow_duplicate=True),
+        Output(DROP, "contents"), Output(PREVIEW, "children"), Output(SHOW, "style"),
+        Input(DROP, "contents"), State(DROP, "filename"), prevent_initial_call=True,
+    )
+    def receive(contents, filename):
+        if not contents:
+            return (no_update,) * 6
+        saved, message = accept(contents, filename)
+        if saved is None:  # the last good upload stays where it was
+            return no_update, message, no_update, None, no_update, no_update
+        preview = html.Img(src=upload_url(saved["id"], 256), width=PREVIEW_SIZE, alt=saved["name"],
+                           className="upload-preview-image")
+        # Contents reset to None: dropping the same file again is a new upload event.
+        return saved, message, selection_for(saved), None, preview, {}
+
+    @app.callback(Output(SELECTION, "data", allow_duplicate=True), Input(SHOW, "n_clicks"), State(UPLOADED, "data"),
+                  prevent_initial_call=True)
+    def show_again(clicks, saved):
+        return selection_for(saved) if clicks and saved else no_update
+
+    app.clientside_callback(SHARE_MARK, Output(HIGHLIGHT, "data", allow_duplicate=True), Input(MARK, "data"),
+                            Input(OPEN_VIEWS, "value"), State(HIGHLIGHT, "data"), prevent_initial_call=True)

@@ -1,0 +1,77 @@
+"""A layer change answers at once: the PCA layout of the new layer is drawn first, then t-SNE's layout replaces it as
+it converges, and the selected sample stays selected (its ring on its point) through both.
+
+The server runs without background precomputation, so the new layer is computed while the test watches.
+``FEATURESCOPE_FIRST_DRAW_LIMIT_S`` may loosen the issue's 2 s on a machine busy with other work (it was measured
+at about 20 s on a shared 2-core machine with a load average above 20).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import ROOT, _free_port, _wait_for, stop_server
+from tests.browser.helpers import click_scatter_point, pick_option, wait_for_scatter
+
+pytestmark = pytest.mark.browser
+
+FIRST_DRAW_LIMIT_S = float(os.environ.get("FEATURESCOPE_FIRST_DRAW_LIMIT_S", "2.0"))
+NEW_LAYER = "pool3"  # not embedded at start-up (the page opens on relu2)
+TITLE = "() => ((document.querySelector('#scatter .js-plotly-plot').layout.title || {}).text || '')"
+RING_ON_ITS_POINT = """(index) => { const gd = document.querySelector('#scatter .js-plotly-plot');
+    const ring = gd.data.find(t => t.name === 'selected'), points = gd.data[0];
+    return ring.customdata.length === 1 && Number(ring.customdata[0][0]) === index
+        && ring.x[0] === points.x[index] && ring.y[0] === points.y[index]; }"""
+
+
+@pytest.fixture(scope="module")
+def cold_server_url(trained_model):
+    """``python -m dashboard --no-precompute`` (as conftest's start_server, with a longer wait for a busy machine)."""
+    port = _free_port()
+    log = open(Path(os.environ["FEATURESCOPE_CACHE_DIR"]) / f"server-{port}.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), "--no-precompute"], cwd=ROOT,
+                               stdout=log, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process.log = log
+    url = f"http://127.0.0.1:{port}/"
+    _wait_for(url, process, timeout=300)
+    yield url
+    stop_server(process)
+
+
+def test_a_layer_change_draws_pca_at_once_then_tsne_and_keeps_the_selection(page, cold_server_url):
+    page.goto(cold_server_url)
+    wait_for_scatter(page)
+    page.wait_for_function(f"() => {{ const t = ({TITLE})(); return t.startsWith('t-SNE of layer relu2') "
+                           "&& !t.includes('converging'); }", timeout=240_000)
+    clicked = click_scatter_point(page, rank=0)
+    index = clicked["index"]
+    before = page.evaluate("() => Array.from(document.querySelector('#scatter .js-plotly-plot').data[0].x)")
+
+    start = time.perf_counter()
+    pick_option(page, "layer", NEW_LAYER)
+    page.wait_for_function(f"() => ({TITLE})().includes('layer {NEW_LAYER}')", timeout=120_000, polling=50)
+    first_draw_s = time.perf_counter() - start
+    print(f"first scatter of {NEW_LAYER} drawn {first_draw_s:.2f} s after the change")
+    first_title = page.evaluate(TITLE)
+    assert first_title.startswith(f"PCA of layer {NEW_LAYER}") or "converging" in first_title, first_title
+    # Every point is there, moved (not redrawn from nothing: the same points trace), and the ring sits on its point.
+    points = page.evaluate("() => { const t = document.querySelector('#scatter .js-plotly-plot').data[0];"
+                           " return [t.name, t.x.length, t.customdata.length]; }")
+    assert points == ["points", 1797, 1797]
+    page.wait_for_function(RING_ON_ITS_POINT, arg=index, timeout=10_000)
+    assert first_draw_s < FIRST_DRAW_LIMIT_S
+
+    page.wait_for_function(f"() => {{ const t = ({TITLE})(); return t.startsWith('t-SNE of layer {NEW_LAYER}') "
+                           "&& !t.includes('converging'); }", timeout=240_000)
+    print(f"final t-SNE of {NEW_LAYER} drawn {time.perf_counter() - start:.2f} s after the change")
+    page.wait_for_function(RING_ON_ITS_POINT, arg=index, timeout=10_000)
+    after = page.evaluate("() => Array.from(document.querySelector('#scatter .js-plotly-plot').data[0].x)")
+    assert len(after) == len(before) == 1797 and after != before
+    assert f"#{index}" in page.inner_text("#detail-title")
+    assert not page.errors

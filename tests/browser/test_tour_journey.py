@@ -1,0 +1,64 @@
+"""The guided tour: Next and Back walk the course's steps; each step is a URL that opens its views."""
+from __future__ import annotations
+
+import pytest
+
+from dashboard.views import VIEWS, tour
+
+pytestmark = pytest.mark.browser
+
+WAIT = 120_000
+STEPS = tour.steps_for({view.NAME for view in VIEWS})
+
+
+def _at_step(page, number: int) -> None:
+    """Wait for step ``number``: its banner, its address, and its view open (its section shown)."""
+    step = STEPS[number - 1]
+    page.wait_for_function(
+        "([count, view]) => { const banner = document.querySelector('#tour-banner');"
+        " const section = document.querySelector(`[id*='\"name\":\"${view}\"']`);"
+        " return !!banner && banner.textContent.includes(count) && !!section && section.style.display !== 'none'; }",
+        arg=[f"step {number} of {len(STEPS)}", step.view], timeout=WAIT)
+    assert f"tour={number}" in page.url
+    assert step.title in page.text_content("#tour-banner")
+    open_views = page.evaluate("() => Array.from(document.querySelectorAll('#open-views input:checked'), i => i.value)")
+    assert open_views == [step.view]
+
+
+def test_the_tour_steps_forward_and_back_and_each_step_is_a_link(page, server_url):
+    page.goto(server_url)
+    page.click("#tour-start")
+    _at_step(page, 1)
+    assert "sample=7" in page.url
+    page.wait_for_function("() => { const title = document.querySelector('#detail-title');"
+                           " return !!title && title.innerText.includes('#7'); }", timeout=WAIT)
+    page.click("#tour-next")
+    _at_step(page, 2)
+    assert "evolution.layer=relu4" in page.url
+    page.click("#tour-next")
+    _at_step(page, 3)
+    page.click("#tour-back")
+    _at_step(page, 2)
+    # The browser's own back and forward move between the steps too.
+    page.go_back()
+    _at_step(page, 3)
+    page.go_forward()
+    _at_step(page, 2)
+    # A step's address opened directly is the same step (the instructor sends it to the class).
+    page.goto(server_url + tour.step_link(STEPS, 5, ["relu2", "relu4"]).lstrip("/"))
+    _at_step(page, 5)
+    checked = page.evaluate("() => Array.from(document.querySelectorAll('#attribution-methods input:checked'),"
+                            " i => i.value)")
+    assert checked == ["occlusion"]
+    page.wait_for_selector("[id*='attribution-graph'][id*='\"method\":\"occlusion\"'] .js-plotly-plot", timeout=WAIT)
+    # The last step has no Next; leaving the tour hides the banner.
+    page.goto(server_url + f"?tour={len(STEPS)}&views={STEPS[-1].view}")
+    page.wait_for_function("(n) => { const banner = document.querySelector('#tour-banner');"
+                           " return !!banner && banner.textContent.includes(n); }",
+                           arg=f"step {len(STEPS)} of {len(STEPS)}", timeout=WAIT)
+    assert page.locator("a#tour-next").count() == 0
+    page.click("a.tour-leave")
+    page.wait_for_function("() => !window.location.search.includes('tour=')", timeout=WAIT)
+    page.wait_for_function("() => { const b = document.querySelector('#tour-banner');"
+                           " return !!b && getComputedStyle(b).display === 'none'; }", timeout=WAIT)
+    assert page.errors == []

@@ -1,0 +1,85 @@
+"""Nearest neighbours in a layer's feature space equal a brute-force search."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compute import activations, embedding
+from compute.neighbours import nearest
+from compute.workspace import Source, run
+
+
+def brute_force(features: np.ndarray, query: np.ndarray, k: int, exclude=None):
+    """A naive loop: every distance in float64, sorted (ties to the smaller index)."""
+    indices, distances = [], []
+    for row, q in enumerate(query):
+        pairs = []
+        for i, f in enumerate(features):
+            if exclude is not None and exclude[row] == i:
+                continue
+            pairs.append((float(np.sqrt(((f.astype(np.float64) - q.astype(np.float64)) ** 2).sum())), i))
+        pairs.sort()
+        indices.append([i for _, i in pairs[:k]])
+        distances.append([d for d, _ in pairs[:k]])
+    return np.array(indices), np.array(distances)
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 10_000])
+def test_nearest_equals_brute_force_whatever_the_batch(batch_size):
+    generator = np.random.default_rng(0)
+    features = generator.normal(size=(300, 12)).astype(np.float32)
+    query = generator.normal(size=(5, 12)).astype(np.float32)
+    indices, distances = nearest(features, query, 9, batch_size=batch_size)
+    expected_indices, expected_distances = brute_force(features, query, 9)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-5, atol=1e-5)
+
+
+def test_a_query_from_the_data_leaves_itself_out_and_ties_go_to_the_smaller_index():
+    features = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [5.0, 5.0]], dtype=np.float32)
+    indices, distances = nearest(features, features[[0]], 3, batch_size=2, exclude=np.array([0]))
+    np.testing.assert_array_equal(indices, [[1, 2, 3]])  # three at distance 1: in index order
+    np.testing.assert_allclose(distances, [[1.0, 1.0, 1.0]])
+    assert nearest(features, features[0], 99, exclude=np.array([0]))[0].shape == (1, 4)  # k capped at N - 1
+
+
+def test_nearest_runs_on_the_device_and_agrees_with_the_cpu():
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = np.random.default_rng(1)
+    features = generator.normal(size=(500, 20)).astype(np.float32)
+    query = features[:3] + 0.01
+    on_device = nearest(features, query, 5, device=device)
+    on_cpu = nearest(features, query, 5)
+    np.testing.assert_array_equal(on_device[0], on_cpu[0])
+    np.testing.assert_allclose(on_device[1], on_cpu[1], rtol=1e-5)
+
+
+def test_the_job_searches_the_scatters_feature_space(trained_model, digits):
+    layer = "conv2"
+    result = run(Source(), "neighbours.nearest", {"index": 10, "layer": layer, "k": 6})
+    mode = embedding.feature_mode(tuple(activations.single(trained_model, digits.images[0], [layer])[layer].shape))
+    features = embedding.layer_features(trained_model, digits, layer, mode)
+    expected_indices, expected_distances = brute_force(features, features[[10]], 6, exclude=[10])
+    np.testing.assert_array_equal(result["indices"], expected_indices[0])
+    np.testing.assert_allclose(result["distances"], expected_distances[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(result["labels"], digits.labels[expected_indices[0]].numpy())
+    assert result["dimensions"] == features.shape[1]
+
+
+def test_a_derived_image_is_projected_into_the_same_space(trained_model, digits):
+    """An adversarial image's neighbours: its features through the scatter's own fitted PCA, searched by brute force."""
+    layer, variant = "conv2", {"kind": "adversarial", "method": "fgsm", "epsilon": 0.05}
+    result = run(Source(), "neighbours.nearest", {"index": 3, "layer": layer, "k": 4, "variant": variant})
+    mode = embedding.feature_mode(tuple(activations.single(trained_model, digits.images[0], [layer])[layer].shape))
+    reduction, features = embedding.layer_reduction(trained_model, digits, layer, mode)
+    image = run(Source(), "details.panels", {"index": 3, "layer": layer, "variant": variant})["image"]
+    vector = embedding.features_of(trained_model, torch.as_tensor(image)[None], layer, mode)
+    query = reduction.transform(vector) if reduction is not None else vector
+    expected_indices, _ = brute_force(features, query, 4)
+    np.testing.assert_array_equal(result["indices"], expected_indices[0])
+
+
+def test_a_bad_k_is_refused_with_a_message():
+    with pytest.raises(ValueError, match="1 to 200"):
+        run(Source(), "neighbours.nearest", {"index": 0, "layer": "conv2", "k": 0})
