@@ -173,7 +173,6 @@ panel = BackgroundPanel(
     "scatter",
     outputs=[Output(SCATTER_LAYOUT, "data"), Output(STATUS, "children")],
     inputs=[Input(LAYER, "value"), Input(EMBEDDING, "value"), Input(FEATURES, "value")],
-    first_wait_s=1.5,  # a layer change: the PCA layout of the new layer comes within about a second
 )
 
 
