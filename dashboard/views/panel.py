@@ -57,10 +57,6 @@ class BackgroundPanel:
     states: list[State] = field(default_factory=list)
     view: str | None = None
     idle_text: str = ""
-    # How long a new request waits for the job's end or its first partial result before it answers with progress
-    # (and the page polls): a panel whose first partial comes quickly (the scatter's PCA layout) waits a little
-    # longer, so that partial is drawn by this request instead of a poll a second later.
-    first_wait_s: float = FAST_WAIT_S
 
     def _id(self, part: str) -> str:
         return f"{self.name}-{part}"

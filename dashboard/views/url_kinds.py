@@ -135,19 +135,12 @@ class Parity(Kind):
 
 
 @dataclass(frozen=True)
-class Pressed(Kind):
-    """A run button: ``1`` once it has been pressed, so the link computes what the page showed."""
+class Pressed(Parity):
+    """A run button: ``1`` once it has been pressed, so the link computes what the page showed (read and sampled
+    as a toggle's ``0``/``1``)."""
 
     def to_text(self, value):
         return "1" if value else "0"
-
-    def from_text(self, text):
-        if text not in ("0", "1"):
-            raise ValueError(text)
-        return int(text)
-
-    def sample(self, rng):
-        return rng.randint(0, 1)
 
 
 def number_text(value) -> str:
