@@ -2,8 +2,10 @@
 
 ``python -m bench.evolution_frames http://127.0.0.1:8050/`` against a running server (the evolution job cached or
 computed on the page's first load). Each frame is drawn with ``Plotly.animate`` and timed to the next paint.
-Baseline, in the same page: the same figure and frames in a bare plotly plot of the same size, outside Dash, so
-the ratio says what the page adds to plotly's own redraw (a Dash store set on every frame once doubled it).
+Baselines, in the same page: the same figure and frames in a bare plotly plot of the same size, outside Dash, with
+plotly's default config (its WebGL canvas at pixel ratio 2 whatever the screen) and with the page's own pixel ratio:
+the first ratio is the gain over plain plotly, the second what the page adds to plotly's own redraw (a Dash store
+set on every frame once doubled it).
 """
 from __future__ import annotations
 
@@ -37,15 +39,22 @@ async ([selector, rounds]) => {
     }
     const gd = document.querySelector(selector);
     const page = await timeFrames(gd);
-    // The baseline: the same figure and frames in a bare plot of the same size, outside Dash (no listeners).
-    const div = document.createElement('div');
-    div.style.width = gd.offsetWidth + 'px'; div.style.height = gd.offsetHeight + 'px';
-    document.body.appendChild(div);
-    await Plotly.newPlot(div, gd.data, JSON.parse(JSON.stringify(gd.layout)));
-    await Plotly.addFrames(div, gd._transitionData._frames.map(f => ({name: f.name, data: f.data, traces: f.traces})));
-    const baseline = await timeFrames(div);
-    Plotly.purge(div); div.remove();
-    return {page: page, bare_plot: baseline, traces: gd.data.length,
+    // The baselines: the same figure and frames in a bare plot of the same size, outside Dash (no listeners), with
+    // plotly's default config (WebGL at pixel ratio 2) and with the page's own WebGL pixel ratio.
+    async function bare(config) {
+        const div = document.createElement('div');
+        div.style.width = gd.offsetWidth + 'px'; div.style.height = gd.offsetHeight + 'px';
+        document.body.appendChild(div);
+        await Plotly.newPlot(div, gd.data, JSON.parse(JSON.stringify(gd.layout)), config);
+        await Plotly.addFrames(div, gd._transitionData._frames.map(f => ({name: f.name, data: f.data, traces: f.traces})));
+        const times = await timeFrames(div);
+        Plotly.purge(div); div.remove();
+        return times;
+    }
+    const baseline = await bare({});
+    const same = await bare({plotGlPixelRatio: gd._context.plotGlPixelRatio});
+    return {page: page, bare_plot: baseline, bare_plot_same_ratio: same, page_gl_pixel_ratio: gd._context.plotGlPixelRatio,
+            traces: gd.data.length,
                 points: gd._fullData.reduce((n, t) => n + (t.name !== 'selected' && t.name !== 'path of the selected image' ? t._length || 0 : 0), 0)};
 }
 """
@@ -60,6 +69,7 @@ def measure(url: str, rounds: int = 3) -> dict:
         result = page.evaluate(TIME_FRAMES, [SCATTER, rounds])
         browser.close()
     result["page_over_bare_p50"] = result["page"]["p50"] / result["bare_plot"]["p50"]
+    result["page_over_bare_same_ratio_p50"] = result["page"]["p50"] / result["bare_plot_same_ratio"]["p50"]
     return result
 
 

@@ -128,6 +128,32 @@ def embedding_rows(quick: bool) -> list[Row]:
     return rows
 
 
+def reduction_rows() -> list[Row]:
+    """The pre-reduction to 50 dimensions of a layer's features, the largest step before a new layer's first
+    scatter: the torch randomized SVD against scikit-learn's randomized PCA (the baseline), same data, same run."""
+    from sklearn.decomposition import PCA
+
+    from bench.common import timed_interleaved
+    from compute import models
+    from compute.data import load
+    from compute.extraction import dataset_features
+    from compute.projection import randomized_pca
+
+    model, dataset = models.load("digits-cnn"), load("digits")
+    rows = []
+    for layer in ("conv1", "relu2", "pool3"):
+        features = np.asarray(dataset_features(model, dataset, layer, "flat"), dtype=np.float32)
+        features = features.reshape(len(features), -1)
+        times = timed_interleaved({
+            "torch": lambda: randomized_pca(features, 50),
+            "sklearn": lambda: PCA(n_components=50, random_state=0, svd_solver="randomized").fit_transform(features),
+        }, repeats=3)
+        rows.append(Row(f"pre_reduction_{layer}", f"PCA to 50 dims of {layer} ({features.shape[0]:,} x "
+                        f"{features.shape[1]:,}): torch randomized SVD (baseline: scikit-learn's randomized PCA)",
+                        sec(times["torch"]), sec(times["sklearn"]), ratio(times["torch"] / times["sklearn"])))
+    return rows
+
+
 def colour_change_rows() -> list[Row]:
     import plotly.io
 
@@ -151,7 +177,7 @@ def colour_change_rows() -> list[Row]:
 
 
 def rows(quick: bool) -> list[Row]:
-    return colour_change_rows() + layer_rows(quick) + embedding_rows(quick)
+    return reduction_rows() + colour_change_rows() + layer_rows(quick) + embedding_rows(quick)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,19 @@ _MISSING = object()
 _model_fingerprints: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
 _open_caches: dict[tuple[int, str], Any] = {}
 
+
+class _Flight:
+    """The lock of one key being computed (weakly held: it goes when no thread computes or waits for the key)."""
+
+    __slots__ = ("lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+_flights: "weakref.WeakValueDictionary[str, _Flight]" = weakref.WeakValueDictionary()
+_flights_guard = threading.Lock()
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -254,6 +267,10 @@ def memoize(function: F) -> F:
     """Cache ``function``'s results on disk, keyed by fingerprints of all its arguments (defaults applied) and by
     :func:`code_version` (computed once per process, on the first call).
 
+    One computation per key at a time in a process: a second job that needs the same result while it is being
+    computed (the scatter and the neighbours both need a new layer's features) waits for it instead of computing
+    it again beside it; if the first one fails or is cancelled, the waiting one computes it itself.
+
     ``wrapper.uncached`` is the plain function; ``wrapper.key(...)`` the key a call would use.
     Results should be CPU tensors, numpy arrays or plain values.
     """
@@ -274,8 +291,15 @@ def memoize(function: F) -> F:
         value = cache.get(key, default=_MISSING)
         if value is not _MISSING:
             return value
-        value = function(*args, **kwargs)
-        cache.set(key, value)
+        with _flights_guard:
+            flight = _flights.get(key)
+            if flight is None:
+                flight = _flights[key] = _Flight()
+        with flight.lock:
+            value = cache.get(key, default=_MISSING)  # computed meanwhile by the job this one waited for
+            if value is _MISSING:
+                value = function(*args, **kwargs)
+                cache.set(key, value)
         return value
 
     wrapper.uncached = function  # type: ignore[attr-defined]

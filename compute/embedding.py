@@ -18,6 +18,7 @@ import torch
 from compute.activations import extract
 from compute.cache import memoize
 from compute.params import Method
+from compute.projection import randomized_pca
 
 # progress(fraction, text, partial=None): t-SNE also sends {"coords": (N, 2) float32} as its layout converges.
 Progress = Callable[..., None]
@@ -117,14 +118,11 @@ EMBEDDERS: dict[str, Method] = {
 
 
 def fit_reduction(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0) -> tuple[Any, np.ndarray]:
-    """(the fitted PCA, or None when nothing was reduced; the reduced features (N, <= dims) float32)."""
+    """(the fitted :class:`Projection`, or None when nothing was reduced; the reduced features (N, <= dims) float32)."""
     features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     if features.shape[1] <= dims or len(features) <= dims:
         return None, features
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=dims, random_state=seed, svd_solver="randomized")
-    return pca, pca.fit_transform(features).astype(np.float32)
+    return randomized_pca(features, dims, seed)
 
 
 def reduce_dimensions(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0) -> np.ndarray:
@@ -151,9 +149,10 @@ def _transform(fitted: Fitted, method: str, reduced: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Layout:
-    """A fitted 2-D layout: ``coordinates`` (N, 2) float32 of every point, the pre-reduction (a fitted PCA, or
-    None) and the fitted embedder; :meth:`place` puts new feature vectors into it. ``sample``: the indices (S,)
-    the embedder was fitted on when N was large (the other points were placed into it), else None."""
+    """A fitted 2-D layout: ``coordinates`` (N, 2) float32 of every point, the pre-reduction (a fitted
+    :class:`~compute.projection.Projection`, or None) and the fitted embedder; :meth:`place` puts new feature
+    vectors into it. ``sample``: the indices (S,) the embedder was fitted on when N was large (the other points were
+    placed into it), else None."""
 
     method: str
     reduction: Any

@@ -53,6 +53,7 @@ class JobState:
     fraction: float = 0.0
     text: str = "waiting for the compute process"
     partial: dict | None = None
+    revision: int = 0  # counts the partial results sent: a poll waits for a newer one than its page shows
     state: str = "running"  # running | done | error | cancelled
     result: Any = None
     error: BaseException | None = None
@@ -75,6 +76,7 @@ class Status:
     partial: dict | None = None
     result: Any = None
     error: BaseException | None = None
+    revision: int = 0  # of ``partial``
 
 
 def job_key(source: Source, name: str, params: dict) -> str:
@@ -91,6 +93,7 @@ class ComputeService:
         self.source = source
         self.cluster = cluster
         self._lock = threading.RLock()
+        self._news = threading.Condition(self._lock)  # notified when a job ends or sends a partial result
         self._jobs: dict[str, JobState] = {}
         self._by_submission: dict[str, JobState] = {}
         self._finished: "OrderedDict[str, JobState]" = OrderedDict()
@@ -209,14 +212,16 @@ class ComputeService:
             return Status(key, "missing", text="this result is no longer held; it will be computed again")
         if job.finished.is_set() and job.state == "running":
             self._collect(job)
-        return Status(job.key, job.state, job.fraction, job.text, job.partial, job.result, job.error)
+        return Status(job.key, job.state, job.fraction, job.text, job.partial, job.result, job.error, job.revision)
 
-    def wait(self, key: str, timeout: float) -> Status:
-        """The job's status once it has finished, or after ``timeout`` seconds, whichever comes first."""
-        with self._lock:
+    def wait(self, key: str, timeout: float, newer_than: int | None = None) -> Status:
+        """The job's status once it has finished, or after ``timeout`` seconds, whichever comes first; with
+        ``newer_than`` (a partial result's revision) also as soon as it sends a newer partial result."""
+        with self._news:
             job = self._jobs.get(key) or self._finished.get(key)
-        if job is not None:
-            job.finished.wait(timeout)
+            if job is not None:
+                self._news.wait_for(lambda: job.finished.is_set()
+                                    or (newer_than is not None and job.revision > newer_than), timeout)
         return self.status(key)
 
     def run(self, name: str, params: dict, timeout: float | None = None) -> Any:
@@ -280,8 +285,13 @@ class ComputeService:
         self._by_submission[submission] = job
         # A unique Dask key per submission: a cancelled task that is still unwinding is never reused for a new one.
         job.future = self.client.submit(execute, self.source, name, params, submission, key=submission, pure=False)
-        job.future.add_done_callback(lambda _future: job.finished.set())
+        job.future.add_done_callback(lambda _future: self._finish(job))
         return job
+
+    def _finish(self, job: JobState) -> None:
+        job.finished.set()
+        with self._news:
+            self._news.notify_all()
 
     def _collect(self, job: JobState) -> None:
         """Fetch a finished future's result or error into the job (once, from a request thread)."""
@@ -340,6 +350,7 @@ class ComputeService:
         future = job.future
         job.future = None
         job.finished.set()
+        self._news.notify_all()  # the caller holds the lock
 
         def signal() -> None:  # off the request thread: two scheduler round trips
             try:
@@ -374,3 +385,5 @@ class ComputeService:
             job.text = message.get("text", job.text)
             if "partial" in message:
                 job.partial = decode(message["partial"])
+                job.revision += 1
+                self._news.notify_all()

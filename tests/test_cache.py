@@ -58,6 +58,42 @@ def test_same_call_twice_computes_once_and_returns_identical_arrays(fresh_cache)
     assert second.dtype == np.float64
 
 
+def test_two_threads_asking_for_one_key_at_once_compute_it_once(fresh_cache):
+    """The scatter and the neighbours of a new layer both need its features: the second waits for the first."""
+    import threading
+    import time
+
+    def slow(value):
+        time.sleep(0.5)
+        return np.full(3, value) + np.random.default_rng().random(3)
+
+    cached = counting(slow)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cached(7.0))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(cached.calls) == 1 and len(results) == 3
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])  # the one computation's noise, thrice
+
+
+def test_a_failed_computation_leaves_the_key_to_the_next_caller(fresh_cache):
+    attempts = []
+
+    def flaky(value):
+        attempts.append(value)
+        if len(attempts) == 1:
+            raise RuntimeError("cancelled")
+        return value * 2
+
+    cached = counting(flaky)
+    with pytest.raises(RuntimeError):
+        cached(3)
+    assert cached(3) == 6 and len(attempts) == 2
+
+
 def test_defaults_and_keywords_give_the_same_key_as_positional_arguments(fresh_cache):
     def scaled(x, scale=2.0):
         return x * scale

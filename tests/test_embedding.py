@@ -120,6 +120,27 @@ def test_reduce_dimensions_preserves_pairwise_structure_of_low_rank_data():
     np.testing.assert_allclose(kept, original, rtol=1e-3, atol=1e-3 * original.max())
 
 
+def test_the_randomized_pre_reduction_finds_numpys_exact_principal_components():
+    """The torch randomized SVD against an exact SVD (numpy) of wide data with a decaying spectrum, like a conv layer's
+    features: the top components agree (up to sign), the projection is theirs, and ``transform`` projects new rows."""
+    from compute.projection import randomized_pca
+
+    rng = np.random.default_rng(3)
+    scales = 10.0 / (1.0 + np.arange(120)) ** 1.5  # a spectrum that decays, as a layer's does
+    features = ((rng.normal(size=(600, 120)) * scales) @ rng.normal(size=(120, 3000))).astype(np.float32) + 5.0
+    projection, reduced = randomized_pca(features, 50, seed=0)
+    centred = features.astype(np.float64) - features.mean(axis=0, dtype=np.float64)
+    _u, singular, rows = np.linalg.svd(centred, full_matrices=False)
+    for k in range(10):  # the leading directions, which the 2-D layouts are made of
+        assert abs(float(np.dot(projection.components[k], rows[k]))) > 0.999, k
+    captured = float(np.sum(projection.explained_variance)) / float(np.sum(singular[:50] ** 2) / 599)
+    assert captured > 0.999
+    assert_equal_up_to_column_sign(reduced[:, :10], (centred @ rows[:10].T).astype(np.float32), 1e-3)
+    np.testing.assert_allclose(projection.transform(features[:7]), reduced[:7], atol=1e-3)
+    again, _ = randomized_pca(features, 50, seed=0)
+    np.testing.assert_array_equal(again.components, projection.components)  # seeded: the same every run
+
+
 def test_reduce_dimensions_leaves_small_inputs_alone():
     small = np.arange(30.0).reshape(3, 10)
     np.testing.assert_array_equal(embedding.reduce_dimensions(small), small.astype(np.float32))

@@ -133,3 +133,23 @@ def test_partial_results_with_arrays_reach_the_server(service):
     partial = service.status(key).partial
     assert partial is not None and partial["step"].shape == (1,) and partial["step"].dtype == np.int64
     assert service.wait(key, 60).state == "done"
+
+
+def test_a_wait_for_news_returns_with_each_newer_partial_result_not_at_its_timeout(service):
+    """A page's poll waits for the job to end or to send a partial result newer than the one it shows: a t-SNE
+    layout streams to the page as it comes, not at the poll's timeout."""
+    key = service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 40, "step_s": 0.25,
+                                               "preview": True})
+    first = service.wait(key, 60, newer_than=0)
+    assert first.state == "running" and first.revision >= 1 and first.partial is not None
+    start = time.perf_counter()
+    second = service.wait(key, 30, newer_than=first.revision)
+    took = time.perf_counter() - start
+    # The next step's partial comes 0.25 s later: the wait ends with it, far before its 30 s timeout.
+    assert second.revision > first.revision and int(second.partial["step"][0]) > int(first.partial["step"][0])
+    assert took < 5, took
+    # Without ``newer_than`` partials do not end a wait: only the timeout (or the end of the job) does.
+    start = time.perf_counter()
+    assert service.wait(key, 0.6).state == "running"
+    assert time.perf_counter() - start >= 0.55
+    assert service.wait(key, 60).state == "done"

@@ -66,7 +66,7 @@ def test_the_request_uses_the_layer_above_unless_the_view_names_one():
     request = view.evolution_request("default", "", "relu2", "pca", {"index": 7})
     assert isinstance(request, Request) and request.job == "evolution.embed"
     assert request.params == {"layer": "relu2", "method": "pca", "run": "default"}
-    assert request.context == {"selected": 7, "layer": "relu2", "method": "pca"}
+    assert request.context == {"selected": 7, "layer": "relu2", "method": "pca", "epoch": 0}
     assert view.evolution_request("e2-lr0.003-w0.5-s1", "logits", "relu2", "tsne", None).params == {
         "layer": "logits", "method": "tsne", "run": "e2-lr0.003-w0.5-s1"}
 
@@ -93,6 +93,18 @@ def test_the_animated_scatter_has_one_frame_per_epoch_holding_the_jobs_layouts(r
     # The page says how the layouts were aligned.
     assert result["alignment"] in alignment and "Procrustes" in result["alignment"]
     assert "run default · relu4 · PCA" in scatter["layout"]["title"]["text"]
+
+
+def test_a_link_s_epoch_opens_the_scatter_and_the_numbers_at_it_and_an_absent_one_at_the_first(result, shown):
+    """A shared link keeps the slider's epoch: the scatter opens at that frame (its points at that epoch's layout)
+    and the numbers mark it; an epoch the run does not have opens at the untrained model."""
+    count = result["layouts"].shape[1]
+    scatter, _pair, numbers, _alignment, _track = view.evolution_render(result, {**shown, "epoch": 6})
+    assert scatter["layout"]["sliders"][0]["active"] == 6
+    assert np.allclose(positions(scatter["data"][:-1], count), result["layouts"][6], atol=5e-4)
+    assert numbers.layout.shapes[0].x0 == 6
+    scatter, *_ = view.evolution_render(result, {**shown, "epoch": 99})
+    assert scatter["layout"]["sliders"][0]["active"] == 0
 
 
 def test_the_numbers_chart_equals_the_jobs_numbers(result, shown):

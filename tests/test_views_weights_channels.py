@@ -86,6 +86,19 @@ def test_one_input_channel_of_a_deeper_layer_and_the_norm_both_draw_every_filter
         assert filters_in(frames["grids"][-1]) == set(range(32))
 
 
+def test_a_chosen_epoch_places_the_slider_and_its_grid_and_a_stale_one_falls_back_to_the_last(context):
+    request = weights.weights_request(context)
+    wanted = request("conv1", "auto", 0, 3)
+    assert wanted.context["epoch"] == 3 and "epoch" not in wanted.params  # one cached job for every epoch
+    result = job(wanted)
+    _, frames, last, _, position, _ = weights.weights_render(result, wanted.context)
+    assert position == 3 == frames["position"] and last == len(result["labels"]) - 1
+    marker = [s for s in frames["evolution"].layout.shapes if s.yref == "y domain"]
+    assert [shape.x0 for shape in marker] == [3]
+    _, frames, _, _, position, _ = weights.weights_render(result, request("conv1", "auto", 0, 99).context)
+    assert position == last == frames["position"]
+
+
 def test_bad_weight_controls_give_messages_not_jobs(context):
     request = weights.weights_request(context)
     assert isinstance(request("fc1", "auto", 0), Message)

@@ -22,8 +22,8 @@ from components import controls, scatter, theme
 from components import evolution as figures
 from compute import embedding, training
 from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, selected_index
-from dashboard.views.links import Entry, Text
+from dashboard.views.context import SELECTION, ViewContext, draw_at_gl_pixel_ratio, selected_index
+from dashboard.views.links import Entry, Number, Text
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "evolution"
@@ -51,23 +51,25 @@ TRAIN_FIELDS = {"epochs": ("Epochs", 3, 1), "lr": ("Learning rate", 3e-3, "any")
 NO_RUN = ""
 SCATTER_HEIGHT = 560
 SLIDER_START = 0.27  # of the figure's width: the play and pause buttons are left of it
-# What a link keeps: the runs are names (the list of runs arrives after the page is built).
+# What a link keeps: the runs are names (the list of runs arrives after the page is built); the epoch the slider
+# shows (0, the untrained model, when absent): the scatters open at it.
 URL_STATE = [Entry("evolution.layer", LAYER), Entry("evolution.embedding", METHOD),
-             Entry("evolution.run", RUN, kind=Text(optional=False)), Entry("evolution.compare", COMPARE, kind=Text())]
+             Entry("evolution.run", RUN, kind=Text(optional=False)), Entry("evolution.compare", COMPARE, kind=Text()),
+             Entry("evolution.epoch", EPOCH, "data", Number(0, 10_000, integer=True))]
 
 panel = BackgroundPanel(
     "evolution",
     outputs=[Output(SCATTER, "figure"), Output(BEFORE_AFTER, "figure"), Output(METRICS, "figure"),
              Output(ALIGNMENT, "children"), Output(TRACK, "children")],
     inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(explore.LAYER, "value"), Input(METHOD, "value")],
-    states=[State(SELECTION, "data")],
+    states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
 compare_panel = BackgroundPanel(
     "evolution-compare",
     outputs=[Output(COMPARE_SCATTER, "figure")],
     inputs=[Input(COMPARE, "value"), Input(LAYER, "value"), Input(explore.LAYER, "value"), Input(METHOD, "value")],
-    states=[State(SELECTION, "data")],
+    states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
 train_panel = BackgroundPanel(
@@ -219,7 +221,7 @@ def layout(context: ViewContext) -> html.Section:
         dcc.Graph(id=BEFORE_AFTER, figure=scatter.empty_figure("", 360),
                   config=theme.graph_config("featurescope-before-after"), className="evolution-pair-graph"),
         dcc.Graph(id=METRICS, figure=scatter.empty_figure("", 300), config=theme.graph_config("featurescope-epochs")),
-        dcc.Store(id=EPOCH),
+        dcc.Store(id=EPOCH, data=0),
         dcc.Store(id=TRAINED, data=[]),
         class_name="evolution",
     )
@@ -227,16 +229,23 @@ def layout(context: ViewContext) -> html.Section:
 
 # ------------------------------------------------------------------------------------------ requests and figures
 
-def evolution_request(run, layer, explore_layer, method, selection, compared: bool = False):
+def evolution_request(run, layer, explore_layer, method, selection, epoch=0, compared: bool = False):
     if compared and not run:
         return Message("Pick a run to compare with.")
     layer = layer or explore_layer
     return Request("evolution.embed", {"layer": layer, "method": method, "run": run or training.DEFAULT_RUN},
-                   {"selected": selected_index(selection), "layer": layer, "method": method})
+                   {"selected": selected_index(selection), "layer": layer, "method": method, "epoch": epoch})
 
 
-def compare_request(run, layer, explore_layer, method, selection):
-    return evolution_request(run, layer, explore_layer, method, selection, compared=True)
+def compare_request(run, layer, explore_layer, method, selection, epoch=0):
+    return evolution_request(run, layer, explore_layer, method, selection, epoch, compared=True)
+
+
+def start_frame(result: dict, shown: dict) -> int:
+    """The frame the scatters open at: the epoch the slider showed (or a link named), else the first one."""
+    epochs = [int(e) for e in result["epochs"]]
+    epoch = shown.get("epoch")
+    return epochs.index(epoch) if isinstance(epoch, int) and epoch in epochs else 0
 
 
 def _title(result: dict, shown: dict) -> str:
@@ -266,9 +275,10 @@ def clickable(figure) -> dict:
 
 
 def scatter_figure(result: dict, shown: dict) -> dict:
-    """The animated scatter of the job's result, starting at the untrained model, the selected image ringed."""
+    """The animated scatter of the job's result at its start frame (:func:`start_frame`), the selected image ringed."""
     figure = figures.evolution_scatter(
-        result["layouts"], result["labels"], result["classes"], result["epochs"], shown.get("selected"), start=0,
+        result["layouts"], result["labels"], result["classes"], result["epochs"], shown.get("selected"),
+        start=start_frame(result, shown),
         title=_title(result, shown), revision=f"{result['run']}|{shown['layer']}|{shown['method']}")
     # Two runs share the row: the slider starts clear of the play and pause buttons at half the page's width.
     figure.update_layout(sliders=[{**figure.layout.sliders[0].to_plotly_json(), "x": SLIDER_START,
@@ -284,7 +294,7 @@ def evolution_render(result: dict, shown: dict) -> tuple:
     epochs = list(result["epochs"])
     pair = clickable(figures.before_after(result["layouts"], result["labels"], result["classes"], epochs,
                                           shown.get("selected")))
-    metrics = figures.evolution_metrics(numbers(result), epochs, current=epochs[0],
+    metrics = figures.evolution_metrics(numbers(result), epochs, current=epochs[start_frame(result, shown)],
                                         title=f"per epoch · {shown['layer']} · run {result['run']}")
     alignment = [html.B("Aligned: "), result["alignment"],
                  f" k-NN: k=5, test split predicted from the training split; trustworthiness on "
@@ -429,6 +439,7 @@ def register(app, context: ViewContext) -> None:
                             Input(SCATTER, "clickData"), Input(COMPARE_SCATTER, "clickData"),
                             Input(BEFORE_AFTER, "clickData"), State(RUN, "value"), prevent_initial_call=True)
     app.clientside_callback(SHOW_COMPARE, Output(COMPARE_COLUMN, "style"), Input(COMPARE, "value"))
+    draw_at_gl_pixel_ratio(app, SCATTER, COMPARE_SCATTER)
 
     @app.callback(Output(SCATTER, "figure", allow_duplicate=True),
                   Output(BEFORE_AFTER, "figure", allow_duplicate=True),

@@ -6,7 +6,8 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from components import controls, scatter, theme
 from compute import embedding
-from dashboard.views.context import HIGHLIGHT, SELECTION, STATUS, ViewContext, selected_index
+from dashboard.views.context import (HIGHLIGHT, SELECTION, STATUS, ViewContext, draw_at_gl_pixel_ratio,
+                                     selected_index)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
@@ -292,6 +293,7 @@ def _latest(service, job: dict | None) -> tuple[dict | None, dict, bool]:
 
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, scatter_request, scatter_render(context), scatter_render_partial(context))
+    draw_at_gl_pixel_ratio(app, SCATTER)
     classes = context.meta.classes
 
     @app.callback(

@@ -39,8 +39,19 @@ THEME_APPLIED = "theme-applied"  # dashboard/views/theme_switch.py's store of th
 
 # Every graph's camera button reads its options when clicked: a listener that runs first (capture phase) puts the
 # chosen format and scale there, so graphs drawn later and redrawn ones follow too.
+# An export copies the graph's config when it starts: WebGL drawn at the screen's pixel ratio (1 where the browser
+# has no GPU, for fast redraws) is raised to the export's scale for that one copy, so exported points stay sharp.
+SHARP_EXPORT = """
+function sharpExport(gd, scale) {
+    const ratio = gd._context.plotGlPixelRatio;
+    gd._context.plotGlPixelRatio = Math.min(4, Math.max(ratio || 2, 2, Math.ceil(Number(scale) || 2)));
+    setTimeout(() => { gd._context.plotGlPixelRatio = ratio; }, 0);
+}
+"""
+
 USE_SETTINGS = """
 function(format, scale) {
+    %s
     window.featurescopeExport = {format: format || 'png', scale: Number(scale) || 2};
     if (!window.featurescopeExportListener) {
         window.featurescopeExportListener = true;
@@ -51,23 +62,26 @@ function(format, scale) {
             const base = (gd._context.toImageButtonOptions || {}).filename || gd.parentElement.id || 'featurescope';
             gd._context.toImageButtonOptions = Object.assign({}, gd._context.toImageButtonOptions,
                 {format: window.featurescopeExport.format, scale: window.featurescopeExport.scale, filename: base});
+            sharpExport(gd, window.featurescopeExport.scale);
         }, true);
     }
     return window.featurescopeExport;
 }
-"""
+""" % SHARP_EXPORT
 
 DOWNLOAD_ALL = """
 function(clicks, settings) {
     if (!clicks) { return window.dash_clientside.no_update; }
+    %s
     const shown = [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.offsetParent !== null);
     shown.forEach((gd, k) => {
         const name = ((gd._context && gd._context.toImageButtonOptions || {}).filename || 'figure') + '-' + (k + 1);
+        sharpExport(gd, settings.scale);
         window.Plotly.downloadImage(gd, {format: settings.format, scale: settings.scale, filename: name});
     });
     return shown.length + ' figure' + (shown.length === 1 ? '' : 's') + ' as ' + settings.format.toUpperCase();
 }
-"""
+""" % SHARP_EXPORT
 
 # The visible cards, in page order: title, hint text, figures (as Plotly holds them, theme included) and images.
 # Typed arrays become plain arrays (JSON); images the page loads by URL become data URIs (the file must stand alone).

@@ -3,8 +3,10 @@ and retry, in one place.
 
 A panel is one Dash callback. When its inputs change it submits a job (``service.submit``) and waits a moment:
 a cached or quick result is drawn at once, with no polling. Otherwise it shows the job's progress and polls it
-with its own ``dcc.Interval`` until the result is there (each poll waits a moment for the job to end, so the result
-comes as soon as it exists without many requests). A new request from the same session and panel releases
+with its own ``dcc.Interval`` until the result is there. Each poll waits a moment for the job to end (or, for a panel
+that draws partial results, to send a newer one), so the result comes as soon as it exists without many requests.
+The interval is re-armed by each answer (``max_intervals``): a page never has two polls of one panel in flight, for
+Dash would drop the first one's answer when the second is sent, and a busy server would then never be heard. A new request from the same session and panel releases
 the previous job (which the service cancels if nobody else waits for it); a closed view starts no job.
 
 A view supplies ``request(*inputs, *states) -> Request | Message | None`` (what to compute, from the controls) and
@@ -23,9 +25,10 @@ from dashboard.service import ComputeProcessDied
 from dashboard.views.context import ERRORS_FOR_USERS, OPEN_VIEWS, SESSION, ViewContext, error_message
 
 FAST_WAIT_S = 0.8  # a job that ends within this answers the request itself: no polling round trip
-# While a job runs the page asks every POLL_MS, and each ask waits up to POLL_WAIT_S for the job to end: a result is
-# drawn as soon as it exists, and a class of thirty pages costs about one request per second per running panel.
-POLL_MS = 1000
+# While a job runs the page asks again POLL_MS after each answer, and each ask waits up to POLL_WAIT_S for the job to
+# end: a result is drawn as soon as it exists, and a class of thirty pages costs about one request per second per
+# running panel.
+POLL_MS = 200
 POLL_WAIT_S = 0.8
 
 
@@ -109,7 +112,7 @@ class BackgroundPanel:
 
         def respond(status, job_context: dict, key: str):
             """The callback's outputs for a job's status: figures when done, progress while running, else a message."""
-            store = {"key": key, "context": job_context}
+            store = {"key": key, "context": job_context, "revision": status.revision}
             if status.state == "done":
                 try:
                     outputs = tuple(render(status.result, job_context))
@@ -142,6 +145,7 @@ class BackgroundPanel:
             Output(self._id("retry"), "style"),
             Output(self._id("job"), "data"),
             Output(self._id("poll"), "disabled"),
+            Output(self._id("poll"), "max_intervals"),
             *self.inputs,
             *gate,
             Input(self._id("poll"), "n_intervals"),
@@ -152,6 +156,13 @@ class BackgroundPanel:
             State(SESSION, "data"),
         )
         def update(*values):
+            answer = answer_to(*values)
+            if answer[-1] is False:  # the job runs on: the poll fires once more, POLL_MS after this answer
+                polls = values[len(self.inputs) + len(gate)] or 0
+                return (*answer, polls + 1)
+            return (*answer, no_update)
+
+        def answer_to(*values):
             *arguments, job, session = values
             inputs = arguments[:len(self.inputs)]
             states = arguments[len(self.inputs) + len(gate) + 3:]
@@ -166,7 +177,8 @@ class BackgroundPanel:
                 if service.current(holder) not in (None, job["key"]):
                     # A poll of a job this panel has since replaced, answered late: the new job's own answer holds.
                     return (no_update,) * (count + 7)
-                return respond(service.wait(job["key"], POLL_WAIT_S), job.get("context", {}), job["key"])
+                newer_than = job.get("revision", 0) if render_partial is not None else None
+                return respond(service.wait(job["key"], POLL_WAIT_S, newer_than), job.get("context", {}), job["key"])
             if trigger == self._id("cancel"):
                 service.release(holder)
                 return (*unchanged, "0", "", hidden, controls.message("Cancelled.", "info"), shown, None, True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from components import controls, scatter, theme
 from components import weights as figures
 from dashboard.views.context import ViewContext
-from dashboard.views.links import Entry
+from dashboard.views.links import Entry, Number
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "weights"
@@ -26,6 +26,9 @@ LAYER = "weights-layer"
 MODE = "weights-mode"
 INPUT_CHANNEL = "weights-input-channel"
 EPOCH = "weights-epoch"
+# The epoch the user moved the slider to (None: the last one): what a link keeps. The slider itself is set by each
+# answer of the job (its range comes with it), so it cannot be the link's key: every load would write it.
+CHOSEN_EPOCH = "weights-chosen-epoch"
 FRAMES = "weights-frames"  # {"grids": [figure per epoch], "evolution": figure}: what the slider shows, in the browser
 GRID = "weights-grid"
 BEFORE_AFTER = "weights-before-after"
@@ -34,14 +37,16 @@ SUMMARY = "weights-summary"
 MODE_OPTIONS = {"auto": "auto", "channel": "one input channel", "norm": "norm over input channels"}
 # "Near 1": random filters in many dimensions are nearly orthogonal, so diversity starts there before any training.
 NEAR_ONE = 0.1
-# What a link keeps (the epoch slider is not kept: it starts at the last epoch once the checkpoints are read).
-URL_STATE = [Entry("weights.layer", LAYER), Entry("weights.mode", MODE), Entry("weights.input", INPUT_CHANNEL)]
+# What a link keeps: the epoch is the slider's position (0 = the first saved checkpoint), the last one when absent.
+URL_STATE = [Entry("weights.layer", LAYER), Entry("weights.mode", MODE), Entry("weights.input", INPUT_CHANNEL),
+             Entry("weights.epoch", CHOSEN_EPOCH, "data", Number(0, 10_000, optional=True, integer=True))]
 
 panel = BackgroundPanel(
     "weights",
     outputs=[Output(BEFORE_AFTER, "figure"), Output(FRAMES, "data"), Output(EPOCH, "max"), Output(EPOCH, "marks"),
              Output(EPOCH, "value"), Output(SUMMARY, "children")],
     inputs=[Input(LAYER, "value"), Input(MODE, "value"), Input(INPUT_CHANNEL, "value")],
+    states=[State(CHOSEN_EPOCH, "data")],
     view=NAME,
     idle_text="Pick a conv layer.",
 )
@@ -58,6 +63,16 @@ function(position, frames) {
     const shapes = ((evolution.layout || {}).shapes || []).map(
         s => s.yref === 'y domain' ? Object.assign({}, s, {x0: k, x1: k}) : s);
     return [frames.grids[k], Object.assign({}, evolution, {layout: Object.assign({}, evolution.layout, {shapes: shapes})})];
+}
+"""
+
+# The user's move of the slider -> the chosen epoch; the job's answer placing the slider (at the last epoch, when
+# nothing was chosen) is not a choice, so an untouched view keeps its link free of an epoch.
+REMEMBER_EPOCH = """
+function(position, frames, chosen) {
+    const none = window.dash_clientside.no_update;
+    if (!Number.isInteger(position) || !frames || (position === frames.position && chosen == null)) { return none; }
+    return position === chosen ? none : position;
 }
 """
 
@@ -97,7 +112,7 @@ def layout(context: ViewContext) -> html.Section:
             dcc.Graph(id=BEFORE_AFTER, figure=scatter.empty_figure("before | after training", 300),
                       config=theme.graph_config("featurescope-kernels-before-after")),
         ], className="weights-figures"),
-        dcc.Store(id=FRAMES),
+        dcc.Store(id=FRAMES), dcc.Store(id=CHOSEN_EPOCH, data=None),
         class_name="weights",
     )
 
@@ -105,7 +120,7 @@ def layout(context: ViewContext) -> html.Section:
 def weights_request(context: ViewContext):
     conv_layers = list(context.meta.conv_layers)
 
-    def request(layer, mode, input_channel):
+    def request(layer, mode, input_channel, chosen_epoch=None):
         if not conv_layers:
             return Message("This model has no conv layers, so there are no kernels to show. "
                            + figures.FULLY_CONNECTED_NOTE)
@@ -120,7 +135,8 @@ def weights_request(context: ViewContext):
             if channel < 0:
                 return Message(f"Input channel {channel} is negative: channels are numbered from 0.", "error")
         # Other modes ignore the input channel: it stays 0 so they share one cache entry.
-        return Request("weights.evolution", {"layer": layer, "mode": mode, "input_channel": channel}, {"layer": layer})
+        return Request("weights.evolution", {"layer": layer, "mode": mode, "input_channel": channel},
+                       {"layer": layer, "epoch": chosen_epoch})
 
     return request
 
@@ -169,6 +185,9 @@ def weights_render(result: dict, shown: dict) -> tuple:
         title=f"{layer}, {labels[k]}: {out_channels} filters {height}×{width} · smoothness "
               f"{_number(smooth[k])} · diversity {_number(diverse[k])}") for k in range(len(labels))]
     last = len(labels) - 1
+    # The epoch a link or the user chose stays through a change of layer or mode; else the trained model.
+    chosen = shown.get("epoch")
+    position = chosen if isinstance(chosen, int) and 0 <= chosen <= last else last
     trained = labels[-1] if labels[-1] != "checkpoint" else "trained checkpoint"
     before_after = figures.before_after_figure(grids[0], grids[-1], layer, mode, channel,
                                                titles=(f"{labels[0]} (untrained)" if labels[0] != "untrained"
@@ -176,17 +195,20 @@ def weights_render(result: dict, shown: dict) -> tuple:
     # "epoch 3" on every tick crowds the axis: the ticks say "3" and the axis says "epoch".
     numbered = all(label.startswith("epoch ") for label in labels)
     evolution = figures.evolution_figure([_epoch_mark(label) for label in labels] if numbered else labels, smooth,
-                                         diverse, result["noise_smoothness"], result["test_accuracy"], selected=last,
+                                         diverse, result["noise_smoothness"], result["test_accuracy"], selected=position,
                                          layer=layer)
     if numbered:
         evolution.update_xaxes(title={"text": "epoch", "standoff": 4})
     marks = {str(k): _epoch_mark(label) for k, label in enumerate(labels)}
-    return before_after, {"grids": frames, "evolution": evolution}, last, marks, last, summary_text(result)
+    return (before_after, {"grids": frames, "evolution": evolution, "position": position}, last, marks, position,
+            summary_text(result))
 
 
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, weights_request(context), weights_render)
     app.clientside_callback(SHOW_EPOCH, Output(GRID, "figure"), Output(EVOLUTION, "figure"),
                             Input(EPOCH, "value"), Input(FRAMES, "data"))
+    app.clientside_callback(REMEMBER_EPOCH, Output(CHOSEN_EPOCH, "data"), Input(EPOCH, "value"),
+                            State(FRAMES, "data"), State(CHOSEN_EPOCH, "data"), prevent_initial_call=True)
     app.clientside_callback("function(mode) { return mode !== 'channel'; }",
                             Output(INPUT_CHANNEL, "disabled"), Input(MODE, "value"))

@@ -25,13 +25,10 @@ def scatter_title(page) -> str:
     return page.evaluate("() => document.querySelector('#scatter .js-plotly-plot').layout.title.text")
 
 
-def click_scatter_point(page, rank: int = 0) -> dict:
-    """Click the ``rank``-th most isolated point at the pixel Plotly puts it (Scattergl draws on a canvas).
-
-    Isolated points are chosen so that no neighbour drawn on top can take the click, away from the edges where
-    the mode bar floats. Returns the point's
-    pixel, sample index and true class name.
-    """
+def scatter_point(page, rank: int = 0) -> dict:
+    """The ``rank``-th most isolated point of the scatter: its pixel in the page (Scattergl draws on a canvas),
+    sample index and true class name. Isolated points are chosen so that no neighbour drawn on top can take a
+    click, away from the edges where the mode bar floats."""
     page.evaluate("() => document.querySelector('#scatter').scrollIntoView({block: 'center'})")
     target = page.evaluate(
         """(rank) => { const gd = document.querySelector('#scatter .js-plotly-plot');
@@ -47,6 +44,12 @@ def click_scatter_point(page, rank: int = 0) -> dict:
             return {x: box.left + fl._size.l + p.px, y: box.top + fl._size.t + p.py, index: p.index, name: p.name}; }""",
         rank,
     )
+    return target
+
+
+def click_scatter_point(page, rank: int = 0) -> dict:
+    """Click the ``rank``-th most isolated point (:func:`scatter_point`) and wait until the page has taken it."""
+    target = scatter_point(page, rank)
     # A WebGL canvas loses a click that lands while the figure is being redrawn (a panel's answer arriving): the
     # ring on the selected point says whether the page took it, and a lost click is given again.
     for _attempt in range(3):

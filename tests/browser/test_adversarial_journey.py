@@ -64,7 +64,9 @@ def test_fgsm_flips_the_image_marks_its_jump_and_opens_every_panel_for_it(page, 
                            timeout=WAIT)
     title = page.inner_text("#detail-title")
     assert f"#{fooled_index} (adversarial, FGSM 32/255)" in title and f"predicted {after} " in title
-    assert page.is_disabled("#adversarial-open") and not page.is_disabled("#adversarial-back")
+    # The buttons follow the selection in the browser (a clientside callback, queued behind the page's requests).
+    page.wait_for_function("() => document.querySelector('#adversarial-open').disabled"
+                           " && !document.querySelector('#adversarial-back').disabled", timeout=10_000)
     assert page.evaluate(MARKS)["stars"] == 1  # the mark stays while the panels show the attacked image
 
     page.click("#adversarial-back")

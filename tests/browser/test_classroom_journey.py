@@ -1,9 +1,11 @@
 """The classroom path in a real browser: projector / dark theme, images on the scatter, export, show code."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -103,7 +105,13 @@ def test_figures_export_as_png_and_svg_at_the_chosen_scale(page, server_url):
     with page.expect_download(timeout=WAIT) as download:
         page.click("#scatter .modebar-btn[data-title^='Download plot']")
     assert download.value.suggested_filename.endswith(".svg")
-    assert b"<svg" in Path(download.value.path()).read_bytes()[:400]
+    svg = Path(download.value.path()).read_bytes()
+    assert b"<svg" in svg[:400]
+    # The WebGL points are drawn at the export's scale, though the page draws them at the screen's ratio (1 here,
+    # where WebGL runs in software), and the page's own ratio is back afterwards.
+    embedded = re.search(rb'data:image/png;base64,([A-Za-z0-9+/=]+)', svg)
+    assert embedded and _png_size(base64.b64decode(embedded.group(1)))[0] >= 3 * width - 3
+    assert page.evaluate(f"() => {GD}._context.plotGlPixelRatio") == 1
 
 
 def test_numbers_and_an_offline_html_report(page, server_url, browser, tmp_path):

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.browser.conftest import ROOT, _free_port, start_server, stop_server
-from tests.browser.helpers import click_scatter_point, wait_for_detail, wait_for_scatter
+from tests.browser.helpers import RING_ON, click_scatter_point, scatter_point, wait_for_detail, wait_for_scatter
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +42,20 @@ def test_the_server_loads_no_model_and_never_touches_cuda(page, server_url):
     assert not page.errors
 
 
+# Each page times itself: from its last click on the scatter to its attribution maps drawn for that image, so the
+# test's own stepping from page to page is not counted.
+TIME_CLICK_TO_FIGURES = """(index) => {
+    window.featurescopeClicked = null; window.featurescopeDrawn = null;
+    document.addEventListener('pointerdown', () => { window.featurescopeClicked = performance.now(); }, true);
+    const drawn = %s;
+    const watch = setInterval(() => {
+        if (window.featurescopeClicked !== null && drawn(index)) {
+            window.featurescopeDrawn = performance.now(); clearInterval(watch);
+        }
+    }, 25);
+}""" % ATTRIBUTION_DRAWN
+
+
 def test_eight_sessions_at_once_each_get_their_own_figures(browser, server_url):
     sessions = 8
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(sessions)]
@@ -53,26 +67,36 @@ def test_eight_sessions_at_once_each_get_their_own_figures(browser, server_url):
         page.goto(server_url, wait_until="commit")
     for page in pages:
         wait_for_scatter(page)
-    clicked, started = [], []
-    for rank, page in enumerate(pages):
-        started.append(time.perf_counter())
-        clicked.append(click_scatter_point(page, rank=rank))
+    targets = [scatter_point(page, rank=rank) for rank, page in enumerate(pages)]
+    for page, target in zip(pages, targets):
+        page.evaluate(TIME_CLICK_TO_FIGURES, target["index"])
+    for page, target in zip(pages, targets):  # eight clicks within a moment of each other
+        page.mouse.click(target["x"], target["y"])
     took = []
-    for page, point, start in zip(pages, clicked, started):
-        wait_for_detail(page, point["index"], timeout=60_000)
-        page.wait_for_function(ATTRIBUTION_DRAWN, arg=point["index"], timeout=60_000)
-        took.append(time.perf_counter() - start)
-    assert len({point["index"] for point in clicked}) == sessions
+    for page, target in zip(pages, targets):
+        for _attempt in range(3):  # a click that landed while the canvas was redrawn is lost: click again
+            try:
+                page.wait_for_function(RING_ON, arg=target["index"], timeout=15_000)
+                break
+            except Exception:  # playwright's TimeoutError
+                page.mouse.click(target["x"], target["y"])
+        wait_for_detail(page, target["index"], timeout=60_000)
+        page.wait_for_function(ATTRIBUTION_DRAWN, arg=target["index"], timeout=60_000)
+        page.wait_for_function("() => window.featurescopeDrawn !== null", timeout=10_000)
+        took.append(page.evaluate("() => (window.featurescopeDrawn - window.featurescopeClicked) / 1000"))
+    assert len({target["index"] for target in targets}) == sessions
     for context in contexts:
         context.close()
     assert not errors
     took.sort()
+    print(f"click to figures, eight sessions at once: {[round(t, 2) for t in took]} s")
     p95 = took[min(len(took) - 1, round(0.95 * (len(took) - 1)))]
     assert p95 < 10.0, f"click to figures took {took}"
 
 
 def test_a_killed_compute_process_shows_retry_and_the_retry_succeeds(page, server_url):
-    page.goto(server_url + "?layer=conv3&embedding=tsne&features=flat")
+    # Channel means of conv3: a job no other test asks for, so it is computed here, not found in the cache.
+    page.goto(server_url + "?layer=conv3&embedding=tsne&features=pooled")
     page.wait_for_function("() => { const b = document.querySelector('#scatter-progress-block');"
                            " return b && b.style.display !== 'none'; }", timeout=60_000)
     (worker,) = audit(server_url)["workers"]

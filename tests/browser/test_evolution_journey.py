@@ -82,6 +82,12 @@ def test_the_slider_and_play_move_the_points_and_the_selection_stays_ringed(page
     epochs = start["epochs"]
     assert start["active"] == 0 and len(epochs) == 11 and len(start["points"]) == 1797
     assert "Procrustes" in page.inner_text("#evolution-alignment")
+    # WebGL drawn at the screen's pixel ratio (1 here), not plotly's fixed 2: a quarter of the pixels per frame.
+    canvas = page.evaluate("""(sel) => { const gd = document.querySelector(sel);
+        const c = gd.querySelector('.gl-canvas-context');
+        return [gd._context.plotGlPixelRatio, Math.round(c.width / c.clientWidth * 100) / 100,
+                window.devicePixelRatio]; }""", SCATTER)
+    assert canvas == [1, 1, 1]
 
     # The slider: a click on step 5 shows epoch 5, the points move, and the numbers mark epoch 5.
     click_slider_step(page, 5)

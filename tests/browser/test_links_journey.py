@@ -115,6 +115,68 @@ def test_a_link_opens_the_same_attribution_view_in_a_new_browser_and_back_return
     first.close()
 
 
+EVOLUTION = "#evolution-scatter .js-plotly-plot"
+
+
+def _evolution_step(page, step: int) -> None:
+    """Click the evolution slider's rail under the label of ``step``, as a user does."""
+    box = page.evaluate(
+        """([sel, step]) => { const gd = document.querySelector(sel);
+            const label = gd.querySelectorAll('.slider-labels .slider-label')[step].getBoundingClientRect();
+            const rail = gd.querySelector('.slider-rail-touch-rect').getBoundingClientRect();
+            return {x: label.left + label.width / 2, y: rail.top + rail.height / 2}; }""", [EVOLUTION, step])
+    page.mouse.click(box["x"], box["y"])
+
+
+def _weights_epoch(page) -> str:
+    return page.evaluate("() => (document.querySelector('#weights-grid .js-plotly-plot').layout.title || {}).text || ''")
+
+
+def test_the_epoch_sliders_of_the_weights_and_the_evolution_travel_in_a_link(browser, server_url):
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = first.new_page()
+    page.goto(server_url + "?views=weights,evolution&layer=relu4&embedding=pca")
+    page.wait_for_function("() => { const gd = document.querySelector('#weights-grid .js-plotly-plot');"
+                           " return !!gd && /epoch \\d+:/.test((gd.layout.title || {}).text || ''); }", timeout=WAIT)
+    assert "conv1, epoch 10:" in _weights_epoch(page)  # untouched: the trained model, and no epoch in the link
+    page.wait_for_function("(sel) => { const gd = document.querySelector(sel);"
+                           " return !!(gd && gd.layout.sliders && gd._transitionData._frames.length > 5); }",
+                           arg=EVOLUTION, timeout=WAIT)
+    page.wait_for_timeout(500)
+    assert "epoch" not in page.url
+
+    thumb = page.locator("#weights-epoch [role=slider]")
+    thumb.focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    _wait_for_url(page, "weights.epoch=2")
+    page.evaluate("(sel) => document.querySelector(sel).scrollIntoView({block: 'center'})", EVOLUTION)
+    _evolution_step(page, 6)
+    _wait_for_url(page, "evolution.epoch=6")
+    link = page.url
+    first.close()
+
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    fresh = second.new_page()
+    errors = []
+    fresh.on("pageerror", lambda error: errors.append(str(error)))
+    fresh.goto(link)
+    fresh.wait_for_function("() => { const gd = document.querySelector('#weights-grid .js-plotly-plot');"
+                            " return !!gd && ((gd.layout.title || {}).text || '').includes('conv1, epoch 2:'); }",
+                            timeout=WAIT)
+    assert fresh.evaluate("() => document.querySelector('#weights-epoch [role=slider]')"
+                          ".getAttribute('aria-valuenow')") == "2"
+    fresh.wait_for_function("(sel) => { const gd = document.querySelector(sel);"
+                            " return !!(gd && gd.layout.sliders && gd.layout.sliders[0].active === 6); }",
+                            arg=EVOLUTION, timeout=WAIT)
+    fresh.wait_for_function("() => document.querySelector('#evolution-metrics .js-plotly-plot')"
+                            ".layout.shapes[0].x0 == 6", timeout=WAIT)
+    assert fresh.url == link  # opening it wrote nothing new
+    assert not errors
+    second.close()
+
+
 def test_an_invalid_link_opens_the_default_view_with_a_notice(page, server_url):
     page.goto(server_url + "?layer=no-such-layer&sample=banana&views=attribution,gone&color=correct&junk=1")
     page.wait_for_function("() => { const notice = document.querySelector('#links-notice');"
