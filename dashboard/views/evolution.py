@@ -241,11 +241,15 @@ def compare_request(run, layer, explore_layer, method, selection, epoch=0):
     return evolution_request(run, layer, explore_layer, method, selection, epoch, compared=True)
 
 
+def frame_of(result: dict, epoch) -> int:
+    """The frame (index into the result's epochs) that shows ``epoch``; the first one when the run lacks it."""
+    epochs = [int(e) for e in result["epochs"]]
+    return epochs.index(epoch) if epoch in epochs else 0
+
+
 def start_frame(result: dict, shown: dict) -> int:
     """The frame the scatters open at: the epoch the slider showed (or a link named), else the first one."""
-    epochs = [int(e) for e in result["epochs"]]
-    epoch = shown.get("epoch")
-    return epochs.index(epoch) if isinstance(epoch, int) and epoch in epochs else 0
+    return frame_of(result, shown.get("epoch"))
 
 
 def _title(result: dict, shown: dict) -> str:
@@ -369,7 +373,7 @@ def selection_patch(result: dict, index: int | None, epoch: int | None) -> Patch
     layouts, epochs = np.asarray(result["layouts"]), [int(e) for e in result["epochs"]]
     members = _class_members(np.asarray(result["labels"]), result["classes"])
     count = len(members)
-    current = epochs.index(epoch) if epoch in epochs else 0
+    current = frame_of(result, epoch)
     chosen = index is not None and 0 <= index < layouts.shape[1]
     patch = Patch()
 

@@ -50,16 +50,21 @@ def scatter_point(page, rank: int = 0) -> dict:
 def click_scatter_point(page, rank: int = 0) -> dict:
     """Click the ``rank``-th most isolated point (:func:`scatter_point`) and wait until the page has taken it."""
     target = scatter_point(page, rank)
-    # A WebGL canvas loses a click that lands while the figure is being redrawn (a panel's answer arriving): the
-    # ring on the selected point says whether the page took it, and a lost click is given again.
-    for _attempt in range(3):
-        page.mouse.click(target["x"], target["y"])
+    page.mouse.click(target["x"], target["y"])
+    wait_until_taken(page, target)
+    return target
+
+
+def wait_until_taken(page, target: dict, tries: int = 3) -> None:
+    """Wait for the ring on a clicked point (:func:`scatter_point`'s ``target``). A WebGL canvas loses a click that
+    lands while the figure is being redrawn (a panel's answer arriving), so a lost click is given again."""
+    for attempt in range(tries):
         try:
             page.wait_for_function(RING_ON, arg=target["index"], timeout=15_000)
-            break
+            return
         except Exception:  # playwright's TimeoutError: click again
-            continue
-    return target
+            if attempt < tries - 1:
+                page.mouse.click(target["x"], target["y"])
 
 
 def pick_option(page, dropdown_id: str, value: str) -> None:

@@ -13,7 +13,8 @@ import urllib.request
 import pytest
 
 from tests.browser.conftest import ROOT, _free_port, start_server, stop_server
-from tests.browser.helpers import RING_ON, click_scatter_point, scatter_point, wait_for_detail, wait_for_scatter
+from tests.browser.helpers import (click_scatter_point, scatter_point, wait_for_detail, wait_for_scatter,
+                                   wait_until_taken)
 
 pytestmark = pytest.mark.browser
 
@@ -80,12 +81,7 @@ def test_eight_sessions_at_once_each_get_their_own_figures(browser, server_url):
         time.sleep(CLICK_SPACING_S)
     took = []
     for page, target in zip(pages, targets):
-        for _attempt in range(3):  # a click that landed while the canvas was redrawn is lost: click again
-            try:
-                page.wait_for_function(RING_ON, arg=target["index"], timeout=15_000)
-                break
-            except Exception:  # playwright's TimeoutError
-                page.mouse.click(target["x"], target["y"])
+        wait_until_taken(page, target)
         wait_for_detail(page, target["index"], timeout=60_000)
         page.wait_for_function(ATTRIBUTION_DRAWN, arg=target["index"], timeout=60_000)
         page.wait_for_function("() => window.featurescopeDrawn !== null", timeout=10_000)
