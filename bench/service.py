@@ -38,6 +38,7 @@ def service_rows(cache_dir: str, model, dataset, settings) -> list[Row]:
         rows = detail_rows(context, model, dataset, settings)
         rows += attribution_rows(context, dataset, settings)
         rows += handover_rows(service)
+        rows += extraction_rows(service, model, dataset, settings)
     finally:
         service.close()
     return rows
@@ -95,3 +96,48 @@ def handover_rows(service: ComputeService, jobs: int = 40) -> list[Row]:
     return [Row("9", f"Hand-over: a click's job submitted → running in the compute process ({len(times)} jobs, "
                      "Dask LocalCluster, one spawned worker)",
                 f"p50 {ms(p50)}, p95 {ms(percentile(times, 95))}", "", "", "p50 < 20 ms", met(p50 < 0.02))]
+
+
+EXTRACTION_LAYER = "conv3"
+
+
+def extraction_seconds(layer: str, repeats: int) -> float:
+    """Median seconds of one layer's batched extraction over the built-in digits, wherever this runs (it is sent to
+    compute processes as a task)."""
+    from bench.common import timed
+    from compute import models
+    from compute.data import load
+    from compute.extraction import dataset_features
+
+    model, dataset = models.load("digits-cnn"), load("digits")
+    return median(timed(lambda: dataset_features(model, dataset, layer, "flat"), repeats))
+
+
+def _dask_default_worker_seconds(layer: str, repeats: int) -> float:
+    """The same in a compute process started with Dask's own environment (MALLOC_TRIM_THRESHOLD_=65536), as the
+    app started it before: the baseline."""
+    import os
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    cores = str(os.cpu_count() or 1)
+    environ = {"MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores,
+               "OPENBLAS_NUM_THREADS": cores}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        with LocalCluster(n_workers=1, threads_per_worker=4, dashboard_address="127.0.0.1:0") as cluster, \
+                Client(cluster) as client:
+            return client.submit(extraction_seconds, layer, repeats, pure=False).result()
+
+
+def extraction_rows(service: ComputeService, model, dataset, settings) -> list[Row]:
+    """A layer's extraction (the step before a new layer's first scatter) in the compute process, against the same
+    in a compute process with Dask's default allocator settings; in this process for reference."""
+    repeats = settings.fast_repeats
+    ours = service.client.submit(extraction_seconds, EXTRACTION_LAYER, repeats, pure=False).result()
+    dask_default = _dask_default_worker_seconds(EXTRACTION_LAYER, repeats)
+    here = extraction_seconds(EXTRACTION_LAYER, repeats)
+    return [Row("9b", f"Extraction of {EXTRACTION_LAYER} over the digits in the compute process (baseline: a worker "
+                      f"with Dask's MALLOC_TRIM_THRESHOLD_; in this process: {ms(here)})",
+                ms(ours), ms(dask_default), ratio(ours / dask_default), "≤ 1.2× in this process",
+                met(ours <= 1.2 * here))]

@@ -201,9 +201,24 @@ def _class_outline(cls: type) -> str:
     source is read without the ast module, and every method and constant of the class is hashed on its own.
     """
     bases = ", ".join(f"{base.__module__}.{base.__qualname__}" for base in cls.__bases__)
-    fields = [(f.name, str(f.type), repr(f.default)) for f in dataclasses.fields(cls)] \
+    fields = [(f.name, str(f.type), _field_default(f)) for f in dataclasses.fields(cls)] \
         if dataclasses.is_dataclass(cls) else []
-    return f"({bases}) fields={fields} attributes={sorted(vars(cls))}"
+    # Dunder names are left out: Python adds some at run time (pickling an instance adds ``__slotnames__``), which
+    # changed the version once a result had been stored. Dunder methods written in the class are hashed anyway.
+    attributes = sorted(name for name in vars(cls) if not (name.startswith("__") and name.endswith("__")))
+    return f"({bases}) fields={fields} attributes={attributes}"
+
+
+def _field_default(field: dataclasses.Field) -> str:
+    """A dataclass field's default as text that is the same in every process: ``repr(dataclasses.MISSING)`` holds a
+    memory address, which made every key through such a class new in each process (no cache hit after a restart,
+    and the compute process never found what another process had stored)."""
+    if field.default is not dataclasses.MISSING:
+        return repr(field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        factory = field.default_factory
+        return f"factory {getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', repr(factory))}"
+    return "required"
 
 
 # One walk at a time: the walk reads sources and caches them; parallel jobs would only repeat the work.

@@ -95,7 +95,8 @@ def process_facts() -> dict:
     import torch
 
     facts = {"pid": os.getpid(), "cuda_available": torch.cuda.is_available(),
-             "cuda_initialized": torch.cuda.is_initialized(), "threads": torch.get_num_threads()}
+             "cuda_initialized": torch.cuda.is_initialized(), "threads": torch.get_num_threads(),
+             "malloc_trim_threshold": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
     if torch.cuda.is_initialized():  # asking only after the jobs did: a check must not initialise CUDA itself
         facts["cuda_device"] = torch.cuda.get_device_name()
         facts["cuda_memory_mb"] = round(torch.cuda.memory_allocated() / 2**20, 1)

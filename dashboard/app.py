@@ -17,7 +17,7 @@ from components import controls
 from dashboard import thumbnails
 from dashboard.config import AppConfig
 from dashboard.service import ComputeService
-from dashboard.views import VIEWS, links
+from dashboard.views import VIEWS, explore, links
 from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, SESSION, STATUS, URL, Meta, ViewContext
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -127,9 +127,8 @@ def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.D
     # set: each layer would be a pass over every image (a decode of every file for a folder), hours of work
     # nobody asked for; there the layers the user visits are computed and cached as they come.
     if config.precompute and meta.count <= PRECOMPUTE_MAX_IMAGES:
-        layers = [meta.default_layer, *(name for name in meta.layers if name != meta.default_layer)]
-        service.precompute([("explore.scatter", {"layer": layer, "method": config.embedding, "features": "auto"})
-                            for layer in layers])
+        service.precompute([(request.job, request.params) for request in
+                            explore.background_requests(meta.layers, meta.default_layer, config.embedding)])
     links.register(app, context, _page(context))  # the URL follows the view; back/forward; copy link
     thumbnails.register(app, context)  # /_featurescope/thumbnail/...: small PNGs of images and uploads
     app.clientside_callback(SHOW_OPEN_VIEWS, Output({"type": SECTION, "name": ALL}, "style"),

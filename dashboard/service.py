@@ -124,6 +124,11 @@ class ComputeService:
         cores = str(os.cpu_count() or 1)
         environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
                    "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores, "OPENBLAS_NUM_THREADS": cores}
+        # Dask also sets MALLOC_TRIM_THRESHOLD_=65536 so that idle workers hand memory back to the OS. Setting it
+        # switches off glibc's adaptive mmap threshold: every tensor over 128 KiB is then a fresh mmap, zero-filled
+        # page by page, and a layer's batched extraction ran 2x slower in the compute process than in a plain one
+        # (bench.service, row 9b). One long-lived process needs no such trimming.
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
         dask.config.set({
             "distributed.nanny.pre-spawn-environ": environ,
             # A job that kills its worker (out of memory) must fail once, not be retried on three fresh workers.

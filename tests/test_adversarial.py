@@ -137,15 +137,36 @@ def test_pgd_fools_the_trained_model_far_more_than_fgsm_and_most_images_at_32_ov
     assert pgd_32 > 0.85
 
 
+def margin_pgd(model, images, labels, epsilon: float, steps: int, step_size: float, seed: int = 0):
+    """An independent PGD on Carlini and Wagner's margin loss (best other logit minus the true one), which does not
+    flatten out as the softmax of a confident model does: if cross-entropy's gradient were masked, this would fool
+    far more."""
+    generator = torch.Generator().manual_seed(seed)
+    adversarial_images = (images + (torch.rand(images.shape, generator=generator) * 2 - 1) * epsilon).clamp(0, 1)
+    true_class = F.one_hot(labels, 10).bool()
+    for _ in range(steps):
+        x = adversarial_images.clone().requires_grad_(True)
+        logits = model(x)
+        margin = logits.masked_fill(true_class, float("-inf")).amax(1) - logits[true_class]
+        (gradient,) = torch.autograd.grad(margin.sum(), x)
+        stepped = adversarial_images + step_size * gradient.sign()
+        adversarial_images = torch.min(torch.max(stepped, images - epsilon), images + epsilon).clamp(0, 1).detach()
+    return adversarial_images
+
+
 def test_pgd_at_16_over_255_is_converged_so_the_images_it_leaves_are_robust(trained_model, test_subset):
     # The issue expected PGD at 16/255 to fool most test images; on this model it fools about a third. The digits
     # hold 17 grey levels (0..16), so 16/255 is one level: too small a change for most digits. This test shows
-    # the shortfall is the model's, not a weak attack: four times the steps at a finer step size fool no more.
+    # the shortfall is the model's, not a weak attack: four times the steps at a finer step size fool no more, and
+    # neither does another loss (measured on the whole test split: 33.3% cross-entropy, 33.9% margin, 50 steps).
     images, labels = test_subset
     ten = fooled_rate(trained_model, adversarial.pgd(trained_model, images, labels, 16 / 255, 10, 4 / 255), labels)
     forty = fooled_rate(trained_model, adversarial.pgd(trained_model, images, labels, 16 / 255, 40,
                                                        adversarial.madry_step_size(16 / 255, 40)), labels)
     assert abs(forty - ten) <= 0.05
+    margin = fooled_rate(trained_model, margin_pgd(trained_model, images, labels, 16 / 255, 40,
+                                                   adversarial.madry_step_size(16 / 255, 40)), labels)
+    assert margin <= ten + 0.05
     # One and a half grey levels (24/255) already fools most images (measured: 74% of the whole test split).
     most = fooled_rate(trained_model, adversarial.pgd(trained_model, images, labels, 24 / 255, 10,
                                                       adversarial.madry_step_size(24 / 255, 10)), labels)

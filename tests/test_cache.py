@@ -362,3 +362,49 @@ def test_code_version_reaches_compute_functions_called_through_tables_and_module
     assert cache.code_version(embedding.layer_embedding.uncached) != cache.code_version(attribution.attribution_map.uncached)
     # Computed the same way twice (a stable key across processes needs a deterministic version).
     assert cache.code_version(attribution.attribution_map.uncached) == cache.code_version(attribution.attribution_map.uncached)
+
+
+CODE_VERSIONS_OF_EVERY_CACHED_FUNCTION = """
+import json, sys
+import copyreg
+import compute.jobs  # every family module, so every memoized function is imported
+from compute import cache
+
+def versions():
+    found = {}
+    for name, module in sorted(sys.modules.items()):
+        if name.startswith("compute."):
+            for attribute, value in sorted(vars(module).items()):
+                if callable(value) and hasattr(value, "uncached") and getattr(value, "__module__", "") == name:
+                    found[f"{name}.{attribute}"] = cache._code_version(value.uncached)
+    return found
+
+fresh = versions()
+# What a process's work leaves on classes: storing an instance (pickle) adds __slotnames__ to its class.
+for name, module in list(sys.modules.items()):
+    if name.startswith("compute."):
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                copyreg._slotnames(value)
+assert versions() == fresh, "a code version changed with the process's state"
+print(json.dumps(fresh))
+"""
+
+
+def test_every_cached_functions_code_version_is_the_same_in_every_process():
+    # A key that differs between processes is a cache that never hits after a restart, and a compute process that
+    # never finds what the server or a test stored. repr(dataclasses.MISSING) (a memory address) once did that, and
+    # a class's __slotnames__, which appears once an instance has been pickled.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def versions(hash_seed: str) -> dict:
+        output = subprocess.run([sys.executable, "-c", CODE_VERSIONS_OF_EVERY_CACHED_FUNCTION], check=True,
+                                capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        return json.loads(output.stdout.strip().splitlines()[-1])
+
+    first, second = versions("1"), versions("2")
+    assert len(first) >= 10 and "compute.embedding.layer_reduction" in first
+    assert first == second

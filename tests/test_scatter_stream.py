@@ -175,6 +175,36 @@ def test_background_work_shares_a_job_the_user_asks_for_too(service):
     assert service.wait(key, 60).state == "done" and finished.wait(60)
 
 
+def test_start_up_work_puts_every_layers_pca_layout_before_any_slow_layout():
+    requests = explore.background_requests(["conv1", "relu2", "logits"], "relu2", "tsne")
+    assert [(r.job, r.params["layer"], r.params["method"]) for r in requests] == [
+        ("explore.scatter", "relu2", "pca"), ("explore.scatter", "conv1", "pca"), ("explore.scatter", "logits", "pca"),
+        ("explore.scatter", "relu2", "tsne"), ("explore.scatter", "conv1", "tsne"), ("explore.scatter", "logits", "tsne")]
+    # Each is the very request the page sends, so a layer change finds its job (or its cached layout).
+    assert requests[1] == explore.scatter_request("conv1", "pca", "auto")
+    assert [r.params["method"] for r in explore.background_requests(["conv1", "logits"], "conv1", "pca")] == ["pca"] * 2
+
+
+def test_after_the_pca_phase_a_layer_change_finds_its_first_layout_in_the_cache(service, trained_model, digits):
+    layers = ["fc1", "relu4"]
+    for layer in layers:
+        forget(trained_model, digits, layer, "pca")
+        get_cache().delete(embedding.layer_reduction.key(trained_model, digits, layer, "flat"))
+    requests = [r for r in explore.background_requests(layers, "fc1", "tsne") if r.params["method"] == "pca"]
+    assert service.precompute([(r.job, r.params) for r in requests], delay_s=0).wait(120)
+    for layer in layers:
+        assert embedding.layer_reduction.key(trained_model, digits, layer, "flat") in get_cache()
+        assert embedding.layer_embedding.key(trained_model, digits, layer, "pca", "flat") in get_cache()
+    # The t-SNE job of such a layer sends that PCA layout as its first partial result, equal to the cached one.
+    holder = ("test", "scatter")
+    key = service.submit("explore.scatter", {"layer": "relu4", "method": "tsne", "features": "auto"}, holder=holder)
+    status = service.wait(key, 60, newer_than=0)
+    assert status.partial is not None and status.partial["method"] == "pca"
+    np.testing.assert_array_equal(status.partial["coords"],
+                                  embedding.layer_embedding(trained_model, digits, "relu4", "pca", "flat"))
+    service.release(holder)  # the t-SNE itself is not needed here
+
+
 def test_precomputation_is_on_from_the_command_line_and_off_for_apps_built_in_tests():
     from dashboard.__main__ import parse_args
     from dashboard.config import AppConfig

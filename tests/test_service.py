@@ -38,6 +38,13 @@ def test_the_job_runs_in_another_process_that_has_not_touched_cuda(service):
     assert facts["cuda_initialized"] is False or facts["cuda_available"]
 
 
+def test_the_compute_process_uses_every_core_and_glibcs_adaptive_allocator(service):
+    (facts,) = service.worker_facts().values()
+    # Dask's default MALLOC_TRIM_THRESHOLD_ made every tensor over 128 KiB a fresh mmap: extraction ran 2x slower.
+    assert facts["malloc_trim_threshold"] is None
+    assert facts["threads"] == os.cpu_count()  # torch's pool: every core (Dask would give it one)
+
+
 def test_identical_requests_share_one_computation_and_both_get_the_result(service):
     params = {"tag": uuid.uuid4().hex, "steps": 5, "step_s": 0.05}
     first = service.submit("diagnostics.count", params, holder=("session-a", "panel"))

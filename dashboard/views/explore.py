@@ -216,6 +216,15 @@ def scatter_request(layer, method, features) -> Request:
                    {"layer": layer, "method": method})
 
 
+def background_requests(layers: list[str], default_layer: str, method: str) -> list[Request]:
+    """The scatters computed after start-up, in order: the PCA layout of every layer first (one extraction and a
+    PCA each, about half a second), so that any later layer change draws its first picture from the cache at once;
+    then ``method``'s layout of every layer, the slow part (seconds each), the default layer first."""
+    ordered = [default_layer, *(name for name in layers if name != default_layer)]
+    first = [scatter_request(layer, "pca", "auto") for layer in ordered] if method != "pca" else []
+    return first + [scatter_request(layer, method, "auto") for layer in ordered]
+
+
 def _rounded(values) -> list[float]:
     """Coordinates as short JSON numbers: 5 significant digits of the layout's extent are more than a screen shows."""
     values = np.asarray(values, dtype=np.float64)

@@ -20,38 +20,56 @@ PROJECTOR = "theme-projector"
 DARK = "theme-dark"
 APPLIED = "theme-applied"  # the theme name last applied (read by tests and the export's report)
 
-# The browser half: restyle one graph div ``gd`` to the theme ``name``. Originals are kept on the div the first time
-# it is seen in a fresh drawing (Dash redraws replace layout and data), so switching back restores them exactly.
+# The browser half: restyle one graph div ``gd`` to the theme ``name`` from the values the server drew (the originals),
+# so switching back restores them exactly, however many redraws and Patches came in between.
 RESTYLE = """
 window.featurescopeTheme = window.featurescopeTheme || (function () {
     const themes = %s;
     const state = {name: 'light'};
     const scale = (v, f) => Array.isArray(v) ? v.map(x => scale(x, f)) : (typeof v === 'number' ? v * f : v);
     const axes = layout => Object.keys(layout).filter(k => /^[xy]axis[0-9]*$/.test(k));
-    function original(gd) {
+    const copy = v => v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+    // Annotations live in the layout, which dcc.Graph clones for every drawing: a drawing without the theme's mark
+    // in its meta holds the server's values, kept then; a restyled one (marked) reuses them.
+    function originalAnnotations(gd) {
         const meta = gd.layout.meta;
-        if (gd._featurescopeOriginal && meta && meta.featurescopeTheme) { return gd._featurescopeOriginal; }
-        const copy = v => v === undefined ? undefined : JSON.parse(JSON.stringify(v));
-        const keep = {
-            annotations: (gd.layout.annotations || []).map(a => ({size: (a.font && a.font.size) || null,
-                                                                    colour: a.font && a.font.color})),
-            traces: gd.data.map(t => ({size: copy(t.marker && t.marker.size),
-                                        outline: copy(t.marker && t.marker.line && t.marker.line.width),
-                                        outlineColour: t.marker && t.marker.line && t.marker.line.color,
-                                        line: copy(t.line && t.line.width),
-                                        textSize: copy(t.textfont && t.textfont.size),
-                                        textColour: t.textfont && t.textfont.color,
-                                        colorbar: t.colorbar && t.colorbar.tickfont && t.colorbar.tickfont.size})),
-        };
-        gd._featurescopeOriginal = keep;
-        return keep;
+        if (gd._featurescopeAnnotations && meta && meta.featurescopeTheme) { return gd._featurescopeAnnotations; }
+        gd._featurescopeAnnotations = (gd.layout.annotations || []).map(a => ({size: (a.font && a.font.size) || null,
+                                                                                colour: a.font && a.font.color}));
+        return gd._featurescopeAnnotations;
+    }
+    // Traces are not cloned: Plotly restyles the very objects Dash holds, and a later Patch redraws with every object
+    // it did not touch, restyled values included. So each value set here is remembered on its own parent object
+    // (not enumerable: never sent back to the server); a value found there unchanged was set here, and its original
+    // is the record's; any other value is the server's. (Reading a restyled size as the server's scaled it twice.)
+    const TRACE_PATHS = ['marker.size', 'marker.line.width', 'marker.line.color', 'line.width', 'textfont.size',
+                         'textfont.color', 'colorbar.tickfont.size'];
+    function parentOf(trace, path) {
+        const parts = path.split('.'), key = parts.pop();
+        let parent = trace;
+        for (const part of parts) { parent = parent && parent[part]; }
+        return [parent, key];
+    }
+    function serverValue(trace, path) {
+        const [parent, key] = parentOf(trace, path);
+        if (!parent || parent[key] === undefined) { return undefined; }
+        const record = parent._featurescopeSet && parent._featurescopeSet[key];
+        return record && record.set === parent[key] ? record.original : copy(parent[key]);
+    }
+    function rememberSet(trace, path, original) {
+        const [parent, key] = parentOf(trace, path);
+        if (!parent || parent[key] === undefined) { return; }
+        if (!parent._featurescopeSet) {
+            Object.defineProperty(parent, '_featurescopeSet', {value: {}, writable: true, enumerable: false});
+        }
+        parent._featurescopeSet[key] = {set: parent[key], original: original};
     }
     function apply(gd, name) {
         if (!gd || !gd.layout || !gd.data || !window.Plotly) { return; }
         const meta = gd.layout.meta || {};
         // The server draws in the light theme: a fresh drawing in 'light' needs nothing.
         if ((meta.featurescopeTheme || 'light') === name) { return; }
-        const spec = themes[name], base = themes.light, keep = original(gd);
+        const spec = themes[name], base = themes.light, annotations = originalAnnotations(gd);
         const recolour = c => spec.colours[c] || c;
         const layout = Object.assign({}, spec.layout, {'meta.featurescopeTheme': name});
         // A long title at projector size would run off the figure: shrink it to fit, never below the body text.
@@ -64,7 +82,7 @@ window.featurescopeTheme = window.featurescopeTheme || (function () {
             for (const [key, value] of Object.entries(spec.axis)) { layout[axis + '.' + key] = value; }
         }
         (gd.layout.annotations || []).forEach((a, k) => {
-            const o = keep.annotations[k] || {};
+            const o = annotations[k] || {};
             let size = (o.size || base.layout['font.size']) * spec.font_scale;
             if (spec.font_scale > 1 && a.yref === 'paper' && a.yanchor === 'bottom' && gd._fullLayout) {
                 // Subplot titles share their row: shrink each to its column's width, never below the body text.
@@ -76,22 +94,29 @@ window.featurescopeTheme = window.featurescopeTheme || (function () {
             layout['annotations[' + k + '].font.size'] = size;
             if (typeof o.colour === 'string') { layout['annotations[' + k + '].font.color'] = recolour(o.colour); }
         });
+        const originals = gd.data.map(t => Object.fromEntries(TRACE_PATHS.map(path => [path, serverValue(t, path)])));
         const restyle = {}, indices = [];
         const put = (key, k, value) => { (restyle[key] = restyle[key] || [])[k] = value; };
         gd.data.forEach((t, k) => {
-            const o = keep.traces[k] || {};
+            const o = originals[k], outline = o['marker.line.color'], text = o['textfont.color'];
+            const colorbar = o['colorbar.tickfont.size'];
             indices.push(k);
-            put('marker.size', k, o.size === undefined ? undefined : scale(o.size, spec.marker_scale));
-            put('marker.line.width', k, o.outline === undefined ? undefined : scale(o.outline, spec.line_scale));
+            put('marker.size', k, o['marker.size'] === undefined ? undefined : scale(o['marker.size'], spec.marker_scale));
+            put('marker.line.width', k, o['marker.line.width'] === undefined ? undefined
+                : scale(o['marker.line.width'], spec.line_scale));
             put('marker.line.color', k, t.name === 'selected' ? spec.selected :
-                (o.outlineColour === spec.outline.from || o.outlineColour === base.outline.to ||
-                 Object.values(themes).some(s => s.outline.to === o.outlineColour)) ? spec.outline.to : o.outlineColour);
-            put('line.width', k, o.line === undefined ? undefined : scale(o.line, spec.line_scale));
-            put('colorbar.tickfont.size', k, o.colorbar ? o.colorbar * spec.font_scale : undefined);
-            put('textfont.size', k, o.textSize === undefined ? undefined : scale(o.textSize, spec.font_scale));
-            put('textfont.color', k, typeof o.textColour === 'string' ? recolour(o.textColour) : o.textColour);
+                (outline === spec.outline.from || outline === base.outline.to ||
+                 Object.values(themes).some(s => s.outline.to === outline)) ? spec.outline.to : outline);
+            put('line.width', k, o['line.width'] === undefined ? undefined : scale(o['line.width'], spec.line_scale));
+            put('colorbar.tickfont.size', k, colorbar ? colorbar * spec.font_scale : undefined);
+            put('textfont.size', k, o['textfont.size'] === undefined ? undefined
+                : scale(o['textfont.size'], spec.font_scale));
+            put('textfont.color', k, typeof text === 'string' ? recolour(text) : text);
         });
         window.Plotly.update(gd, restyle, layout, indices);
+        gd.data.forEach((t, k) => TRACE_PATHS.forEach(path => {
+            if (originals[k][path] !== undefined) { rememberSet(t, path, originals[k][path]); }
+        }));
     }
     function applyAll() {
         document.querySelectorAll('.js-plotly-plot').forEach(gd => {

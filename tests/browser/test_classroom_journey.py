@@ -58,6 +58,27 @@ def test_projector_and_dark_themes_restyle_every_graph_and_are_remembered(page, 
     assert not page.errors
 
 
+def test_a_redraw_in_the_projector_theme_scales_the_markers_once_and_switching_back_restores_them(page, server_url):
+    # Plotly restyles the trace objects Dash holds; a Patch redraw (here the images overlay) brings those restyled
+    # objects back with a fresh layout, and the theme once took the scaled sizes for the server's: 1.8 x 1.8, then
+    # the projector's size stayed after switching back (seen once in CI, after a reload).
+    _open_pca(page, server_url)
+    before = page.evaluate(LOOK)
+    page.click("#theme-projector label")
+    page.wait_for_function(f"() => {GD}.layout.font.size === 20", timeout=WAIT)
+    page.click("#thumbnails-mode label")
+    page.wait_for_function(f"() => ({GD}.layout.images || []).length > 0 && {GD}.layout.font.size === 20",
+                           timeout=WAIT)
+    redrawn = page.evaluate(LOOK)
+    np.testing.assert_allclose(np.asarray(redrawn["size"], float), np.asarray(before["size"], float) * 1.8)
+    page.click("#thumbnails-mode label")
+    page.wait_for_function(f"() => ({GD}.layout.images || []).length === 0", timeout=WAIT)
+    page.click("#theme-projector label")
+    page.wait_for_function(f"() => {GD}.layout.font.size === 14", timeout=WAIT)
+    assert page.evaluate(LOOK)["size"] == before["size"]
+    assert not page.errors
+
+
 def test_hover_shows_the_image_and_the_image_mode_draws_images(page, server_url):
     _open_pca(page, server_url)
     target = click_scatter_point(page, 2)
