@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from bench.common import Row, markdown_table, ratio, sec, timed_once
+from bench.common import Row, markdown_table, met, ratio, sec, timed_once
 
 METHOD = "tsne"
 QUICK_LAYERS = ["conv1", "relu2", "logits"]
@@ -57,7 +57,8 @@ def layer_rows(quick: bool) -> list[Row]:
     from compute import activations, embedding, models
     from compute.data import load
     from dashboard.config import AppConfig
-    from dashboard.service import ComputeService
+    from dashboard.service import QUIET_S, ComputeService, job_key
+    from dashboard.views import explore
 
     model, dataset = models.load("digits-cnn"), load("digits")
     names = activations.layers(model)
@@ -78,7 +79,7 @@ def layer_rows(quick: bool) -> list[Row]:
             warm_first, warm_final = switch_times(service, layer)
             rows.append(Row(f"layer_switch_cold_{layer}", f"layer change to {layer}, cold: first scatter "
                             f"(final t-SNE {sec(cold_final)})", sec(cold_first), sec(cold_final),
-                            ratio(cold_first / cold_final), "first < 1 s"))
+                            ratio(cold_first / cold_final), "first < 1 s", met(cold_first < 1.0)))
             rows.append(Row(f"layer_switch_warm_{layer}", f"layer change to {layer}, warm: first | final",
                             f"{sec(warm_first)} | {sec(warm_final)}", sec(cold_final), ratio(warm_final / cold_final)))
         for layer in layers:
@@ -87,11 +88,20 @@ def layer_rows(quick: bool) -> list[Row]:
         service.close()
         service = ComputeService.start(config.source())
         service.run("explore.scatter", {"layer": warm_up, "method": "pca", "features": "auto"}, timeout=600)
+        # What the app starts after its first page: every layer's PCA layout, then every layer's t-SNE.
+        requests = explore.background_requests(layers, layers[0], METHOD)
+        time.sleep(QUIET_S)  # background work waits this long after a user's request (the warm-up): not timed
+        pca_keys = [job_key(service.source, r.job, r.params) for r in requests if r.params["method"] == "pca"]
         start = time.perf_counter()
-        finished = service.precompute([("explore.scatter", {"layer": layer, "method": METHOD, "features": "auto"})
-                                       for layer in layers], delay_s=0)
+        finished = service.precompute([(r.job, r.params) for r in requests], delay_s=0)
+        while not all(service.status(key).state == "done" for key in pca_keys):
+            time.sleep(0.02)
+        pca_phase_s = time.perf_counter() - start
         finished.wait(1800)
         precompute_s = time.perf_counter() - start
+        rows.append(Row("layer_switch_pca_phase", f"background work after start-up: every layer's first picture "
+                        f"(PCA) cached | every layer's t-SNE too ({len(layers)} layers)",
+                        f"{sec(pca_phase_s)} | {sec(precompute_s)}", "—", "—"))
         for layer in layers:
             first, final = switch_times(service, layer)
             rows.append(Row(f"layer_switch_precomputed_{layer}", f"layer change to {layer} after background "
