@@ -82,10 +82,14 @@ def test_tsne_started_from_the_previous_layout_stays_in_place_for_a_small_change
     is_test = np.arange(150) % 5 == 0
     aligned = evolution.aligned_layouts([features, changed], "tsne", labels, is_test)["layouts"]
     drift = np.sqrt(((aligned[1] - aligned[0]) ** 2).sum(axis=1).mean())
-    # reference: a fresh t-SNE of the changed features, aligned only by Procrustes
-    fresh = evolution.aligned_layouts([changed], "tsne", labels, is_test, seed=5)["layouts"][0]
-    fresh_drift = np.sqrt(((evolution.procrustes_align(fresh, aligned[0]) - aligned[0]) ** 2).sum(axis=1).mean())
-    assert drift < 0.1 < fresh_drift
+    # Reference: fresh t-SNEs of the changed features (other seeds), aligned only by Procrustes. One seed alone is a
+    # coin toss (0.08 to 0.16 on a layout about 2 wide, measured), so the typical one is compared.
+    fresh_drifts = []
+    for seed in (1, 2, 3, 5):
+        fresh = evolution.aligned_layouts([changed], "tsne", labels, is_test, seed=seed)["layouts"][0]
+        aligned_fresh = evolution.procrustes_align(fresh, aligned[0])
+        fresh_drifts.append(np.sqrt(((aligned_fresh - aligned[0]) ** 2).sum(axis=1).mean()))
+    assert drift < 0.1 and drift < 0.5 * np.median(fresh_drifts)
 
 
 # ------------------------------------------------------------------------------------------ per-epoch numbers
