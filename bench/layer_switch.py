@@ -24,18 +24,6 @@ METHOD = "tsne"
 QUICK_LAYERS = ["conv1", "relu2", "logits"]
 
 
-def _forget_layer(model, dataset, layer: str, mode: str) -> None:
-    from compute import embedding
-    from compute.cache import get_cache
-
-    cache = get_cache()
-    cache.delete(embedding.layer_reduction.key(model, dataset, layer, mode))
-    cache.delete(embedding.layer_features.key(model, dataset, layer, mode))
-    for method in ("pca", METHOD):
-        cache.delete(embedding.layer_layout.key(model, dataset, layer, method, mode))
-        cache.delete(embedding.layer_embedding.key(model, dataset, layer, method, mode))
-
-
 def switch_times(service, layer: str, timeout: float = 600.0) -> tuple[float, float]:
     """(seconds to the first layout the page can draw, seconds to the final one) of one layer change."""
     start = time.perf_counter()
@@ -66,7 +54,7 @@ def layer_rows(quick: bool) -> list[Row]:
     modes = {layer: embedding.feature_mode(tuple(activations.single(model, dataset.images[0], [layer])[layer].shape))
              for layer in layers}
     for layer in layers:
-        _forget_layer(model, dataset, layer, modes[layer])
+        embedding.forget_layer(model, dataset, layer, modes[layer], ("pca", METHOD))
     config = AppConfig()
     service = ComputeService.start(config.source())
     rows = []
@@ -83,7 +71,7 @@ def layer_rows(quick: bool) -> list[Row]:
             rows.append(Row(f"layer_switch_warm_{layer}", f"layer change to {layer}, warm: first | final",
                             f"{sec(warm_first)} | {sec(warm_final)}", sec(cold_final), ratio(warm_final / cold_final)))
         for layer in layers:
-            _forget_layer(model, dataset, layer, modes[layer])
+            embedding.forget_layer(model, dataset, layer, modes[layer], ("pca", METHOD))
         # A new server: the old one keeps its finished results in memory, which would make this phase trivial.
         service.close()
         service = ComputeService.start(config.source())

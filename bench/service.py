@@ -38,7 +38,7 @@ def service_rows(cache_dir: str, model, dataset, settings) -> list[Row]:
         rows = detail_rows(context, model, dataset, settings)
         rows += attribution_rows(context, dataset, settings)
         rows += handover_rows(service)
-        rows += extraction_rows(service, model, dataset, settings)
+        rows += extraction_rows(service, settings)
     finally:
         service.close()
     return rows
@@ -116,21 +116,19 @@ def extraction_seconds(layer: str, repeats: int) -> float:
 def _dask_default_worker_seconds(layer: str, repeats: int) -> float:
     """The same in a compute process started with Dask's own environment (MALLOC_TRIM_THRESHOLD_=65536), as the
     app started it before: the baseline."""
-    import os
-
     import dask
     from distributed import Client, LocalCluster
 
-    cores = str(os.cpu_count() or 1)
-    environ = {"MALLOC_TRIM_THRESHOLD_": 65536, "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores,
-               "OPENBLAS_NUM_THREADS": cores}
+    from dashboard.service import compute_process_environ
+
+    environ = {**compute_process_environ({}), "MALLOC_TRIM_THRESHOLD_": 65536}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         with LocalCluster(n_workers=1, threads_per_worker=4, dashboard_address="127.0.0.1:0") as cluster, \
                 Client(cluster) as client:
             return client.submit(extraction_seconds, layer, repeats, pure=False).result()
 
 
-def extraction_rows(service: ComputeService, model, dataset, settings) -> list[Row]:
+def extraction_rows(service: ComputeService, settings) -> list[Row]:
     """A layer's extraction (the step before a new layer's first scatter) in the compute process, against the same
     in a compute process with Dask's default allocator settings; in this process for reference."""
     repeats = settings.fast_repeats

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from compute.activations import extract
-from compute.cache import memoize
+from compute.cache import get_cache, memoize
 from compute.params import Method
-from compute.projection import Projection, randomized_pca
+from compute.projection import exact_pca, randomized_pca
 
 # progress(fraction, text, partial=None): t-SNE also sends {"coords": (N, 2) float32} as its layout converges.
 Progress = Callable[..., None]
@@ -46,21 +46,11 @@ class Fitted:
 
 
 def _fit_pca(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
-    """Exact PCA to 2-D: an SVD of the centred features (at most 50 columns after the pre-reduction), in numpy. The
-    first picture of a new layer is this layout, and scikit-learn's PCA made it wait for scikit-learn's import in
-    a fresh compute process (1.25 s on two cores). Each component's sign makes its largest entry positive; a layer
-    with one value per image gets a zero second axis."""
-    x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    mean = x.mean(axis=0)
-    _, singular, rows = np.linalg.svd(x - mean, full_matrices=False)
-    components = np.zeros((2, x.shape[1]))
-    components[:min(2, len(rows))] = rows[:2]
-    largest = np.abs(components).argmax(axis=1)
-    components *= np.where(components[np.arange(2), largest] < 0, -1.0, 1.0)[:, None]
-    variance = np.zeros(2)
-    variance[:min(2, len(singular))] = singular[:2] ** 2 / max(len(x) - 1, 1)
-    projection = Projection(mean.astype(np.float32), components.astype(np.float32), variance.astype(np.float32))
-    return Fitted(((x - mean) @ components.T).astype(np.float32), projection)
+    """Exact PCA to 2-D (:func:`~compute.projection.exact_pca`: at most 50 columns after the pre-reduction). The first
+    picture of a new layer is this layout, and scikit-learn's PCA made it wait for scikit-learn's import in a fresh
+    compute process (1.25 s on two cores). A layer with one value per image gets a zero second axis."""
+    projection, coordinates = exact_pca(features, 2)
+    return Fitted(coordinates, projection)
 
 
 def tsne_initialization(pca_coordinates: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -303,6 +293,17 @@ def layer_embedding(model, dataset, layer: str, method: str, mode: str = "flat",
                     progress: Progress | None = None) -> np.ndarray:
     """The (N, 2) embedding of ``layer``'s activations over the data set; cached per model, data and parameters."""
     return layer_layout(model, dataset, layer, method, mode, seed, progress=progress).coordinates
+
+
+def forget_layer(model, dataset, layer: str, mode: str = "flat", methods=tuple(EMBEDDERS)) -> None:
+    """Drop what the cache holds of ``layer``'s embedding (its pre-reduced features and its ``methods``' layouts),
+    so that the next request computes it again: for benchmarks and tests of a cold layer change."""
+    cache = get_cache()
+    cache.delete(layer_reduction.key(model, dataset, layer, mode))
+    cache.delete(layer_features.key(model, dataset, layer, mode))
+    for method in methods:
+        cache.delete(layer_layout.key(model, dataset, layer, method, mode))
+        cache.delete(layer_embedding.key(model, dataset, layer, method, mode))
 
 
 def place(model, dataset, layer: str, method: str, mode: str, images, seed: int = 0,

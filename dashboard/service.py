@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -79,6 +80,21 @@ class Status:
     revision: int = 0  # of ``partial``
 
 
+def compute_process_environ(dask_environ: dict) -> dict:
+    """The environment a spawned compute process starts with: Dask's (``distributed.nanny.pre-spawn-environ``),
+    changed where it does not suit one long-lived process that runs torch."""
+    # Dask starts workers with OMP_NUM_THREADS=1 (it expects one task per core); the compute process runs torch
+    # and t-SNE, whose own thread pools should use every core rather than one.
+    cores = str(os.cpu_count() or 1)
+    environ = {**dask_environ, "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores, "OPENBLAS_NUM_THREADS": cores}
+    # Dask also sets MALLOC_TRIM_THRESHOLD_=65536 so that idle workers hand memory back to the OS. Setting it
+    # switches off glibc's adaptive mmap threshold: every tensor over 128 KiB is then a fresh mmap, zero-filled
+    # page by page, and a layer's batched extraction ran 2 to 2.7x slower in the compute process than in a plain
+    # one (bench.service, row 9b). One long-lived process needs no such trimming.
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
 def job_key(source: Source, name: str, params: dict) -> str:
     """The content key of a request: the same source, job and parameters give the same key."""
     text = json.dumps([source.__dict__, name, params], sort_keys=True, default=str)
@@ -114,23 +130,12 @@ class ComputeService:
         ``processes=False`` runs the worker as threads of this process (tests of callbacks only: the server must
         then hold models, which the real app never does).
         """
-        import os
-
         import dask
         from distributed import Client, LocalCluster
 
-        # Dask starts workers with OMP_NUM_THREADS=1 (it expects one task per core); the compute process runs torch
-        # and t-SNE, whose own thread pools should use every core rather than one.
-        cores = str(os.cpu_count() or 1)
-        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-                   "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores, "OPENBLAS_NUM_THREADS": cores}
-        # Dask also sets MALLOC_TRIM_THRESHOLD_=65536 so that idle workers hand memory back to the OS. Setting it
-        # switches off glibc's adaptive mmap threshold: every tensor over 128 KiB is then a fresh mmap, zero-filled
-        # page by page, and a layer's batched extraction ran 2x slower in the compute process than in a plain one
-        # (bench.service, row 9b). One long-lived process needs no such trimming.
-        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
         dask.config.set({
-            "distributed.nanny.pre-spawn-environ": environ,
+            "distributed.nanny.pre-spawn-environ":
+                compute_process_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {})),
             # A job that kills its worker (out of memory) must fail once, not be retried on three fresh workers.
             "distributed.scheduler.allowed-failures": 0,
             "distributed.worker.multiprocessing-method": "spawn",

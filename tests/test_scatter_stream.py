@@ -19,15 +19,9 @@ from dashboard.views import explore
 LAYER = "pool2"  # (32, 8, 8): flattened, pre-reduced to 50 dims
 
 
-def forget(trained_model, digits, layer: str, method: str, mode: str = "flat") -> None:
-    """Drop the cached layout so the job computes (and streams) it again."""
-    for cached in (embedding.layer_layout, embedding.layer_embedding):
-        get_cache().delete(cached.key(trained_model, digits, layer, method, mode))
-
-
 @pytest.fixture(scope="module")
 def streamed(trained_model, digits):
-    forget(trained_model, digits, LAYER, "tsne")
+    embedding.forget_layer(trained_model, digits, LAYER, methods=("tsne",))  # the job computes (and streams) it
     reports = []
     result = run(Source(), "explore.scatter", {"layer": LAYER, "method": "tsne", "features": "auto"},
                  progress=lambda fraction, text, partial=None: reports.append((fraction, text, partial)))
@@ -188,8 +182,7 @@ def test_start_up_work_puts_every_layers_pca_layout_before_any_slow_layout():
 def test_after_the_pca_phase_a_layer_change_finds_its_first_layout_in_the_cache(service, trained_model, digits):
     layers = ["fc1", "relu4"]
     for layer in layers:
-        forget(trained_model, digits, layer, "pca")
-        get_cache().delete(embedding.layer_reduction.key(trained_model, digits, layer, "flat"))
+        embedding.forget_layer(trained_model, digits, layer, methods=("pca",))
     requests = [r for r in explore.background_requests(layers, "fc1", "tsne") if r.params["method"] == "pca"]
     assert service.precompute([(r.job, r.params) for r in requests], delay_s=0).wait(120)
     for layer in layers:

@@ -6,8 +6,9 @@ a cached or quick result is drawn at once, with no polling. Otherwise it shows t
 with its own ``dcc.Interval`` until the result is there. Each poll waits a moment for the job to end (or, for a panel
 that draws partial results, to send a newer one), so the result comes as soon as it exists without many requests.
 The interval is re-armed by each answer (``max_intervals``): a page never has two polls of one panel in flight, for
-Dash would drop the first one's answer when the second is sent, and a busy server would then never be heard. A new request from the same session and panel releases
-the previous job (which the service cancels if nobody else waits for it); a closed view starts no job.
+Dash would drop the first one's answer when the second is sent, and a busy server would then never be heard. A new
+request from the same session and panel releases the previous job (which the service cancels if nobody else waits
+for it); a closed view starts no job.
 
 A view supplies ``request(*inputs, *states) -> Request | Message | None`` (what to compute, from the controls) and
 ``render(result, context) -> tuple`` (the panel's outputs, built by components from the result's arrays).

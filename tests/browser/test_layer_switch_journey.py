@@ -35,13 +35,8 @@ def cold_server_url(trained_model, digits):
     """``python -m dashboard --no-precompute`` (as conftest's start_server, with a longer wait for a busy machine),
     with nothing of the new layer in the disk cache that the test session's servers share."""
     from compute import embedding
-    from compute.cache import get_cache
 
-    cache = get_cache()
-    cache.delete(embedding.layer_reduction.key(trained_model, digits, NEW_LAYER, "flat"))
-    for method in ("pca", "tsne"):
-        cache.delete(embedding.layer_layout.key(trained_model, digits, NEW_LAYER, method, "flat"))
-        cache.delete(embedding.layer_embedding.key(trained_model, digits, NEW_LAYER, method, "flat"))
+    embedding.forget_layer(trained_model, digits, NEW_LAYER, "flat")
     port = _free_port()
     log = open(Path(os.environ["FEATURESCOPE_CACHE_DIR"]) / f"server-{port}.log", "w+")
     process = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), "--no-precompute"], cwd=ROOT,
