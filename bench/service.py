@@ -13,6 +13,7 @@ from bench.common import Row, median, met, ms, percentile, ratio, timed_each
 from compute import activations
 from dashboard.config import AppConfig
 from dashboard.service import ComputeService
+from dashboard.views import VIEWS
 from dashboard.views import attribution as attribution_view
 from dashboard.views import details
 from dashboard.views.context import Meta, ViewContext
@@ -34,7 +35,7 @@ def service_rows(cache_dir: str, model, dataset, settings) -> list[Row]:
     service = ComputeService.start(config.source())
     try:
         meta = Meta.from_description(service.run("describe", {}, timeout=300))
-        context = ViewContext(config, service, meta)
+        context = ViewContext(config, service, meta, VIEWS)
         rows = detail_rows(context, model, dataset, settings)
         rows += attribution_rows(context, dataset, settings)
         rows += handover_rows(service)

@@ -18,8 +18,6 @@ from components.images import image_trace
 PANEL_HEIGHT = 300
 TOP_K_HEIGHT = 240
 CURVE_HEIGHT = 320
-JUMP_TRACE = "adversarial jump"  # trace names, so a view can find (and Patch away) the marks it added
-MARK_TRACE = "adversarial example"
 
 
 def over_255(epsilon: float) -> str:
@@ -106,22 +104,3 @@ def robustness_figure(epsilons: Sequence[float], success_rate: Sequence[float], 
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%", showgrid=True, gridcolor=theme.GRID)
     figure.update_layout(legend={"orientation": "h", "y": -0.3}, hovermode="x unified")
     return figure
-
-
-def jump_traces(original: Sequence[float], adversarial: Sequence[float], label: str = "adversarial",
-                colour: str | None = None) -> list[go.Scatter]:
-    """Traces to add to the embedding scatter: a dashed line from the original's point to the adversarial
-    image's placed point, and a large star there. SVG traces, so they draw above the scatter's WebGL points.
-
-    ``original`` and ``adversarial`` are (x, y) in the scatter's coordinates; ``label`` names the star in the
-    legend and its hover text (say "adversarial: “3” 87%").
-    """
-    colour = colour or theme.SELECTED
-    (x0, y0), (x1, y1) = (float(v) for v in original), (float(v) for v in adversarial)
-    line = go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", name=JUMP_TRACE, showlegend=False, hoverinfo="skip",
-                      line={"color": colour, "width": 2, "dash": "dash"})
-    mark = go.Scatter(x=[x1], y=[y1], mode="markers", name=MARK_TRACE, legendgroup=MARK_TRACE, showlegend=True,
-                      marker={"symbol": "star", "size": 22, "color": colour,
-                              "line": {"width": 1.5, "color": theme.BACKGROUND}},
-                      hovertemplate=label + "<extra></extra>")
-    return [line, mark]

@@ -108,53 +108,12 @@ def method_figure(
     return figure
 
 
-def attribution_figure(
-    values: np.ndarray,
-    image: np.ndarray,
-    title: str,
-    display: str = "heatmap",
-    opacity: float = 0.6,
-    colorbar_title: str = "attribution",
-) -> go.Figure:
-    """One attribution map (H, W) over its image (C, H, W): a heatmap, or an overlay with ``opacity``.
-
-    Maps with both signs use a diverging scale centred on zero; others a sequential one over their range.
-    """
-    return method_figure({"map": values}, [("map", colorbar_title, "auto")], image, title, display, opacity)
-
-
-def occlusion_specs(class_name: str) -> list[Spec]:
-    """Occlusion's two subplots: compute's ``probability`` (0..1) and its signed ``map`` (clean - occluded)."""
-    return [("probability", f"p({class_name}) with the box centred here", "probability"),
-            ("map", f"drop in p({class_name}): clean − occluded", "signed")]
-
-
 def clean_probability_note(clean: float, class_name: str) -> str:
     """The clean image's probability in words; says the drop is tiny everywhere when it is near zero."""
     if clean < NEAR_ZERO_PROBABILITY:
         return (f"p({class_name}) is only {theme.plain_number(clean)} on the clean image: "
                 "the drop is tiny everywhere")
     return f"p({class_name}) = {clean:.1%} on the clean image; < 0 where covering raises it"
-
-
-def occlusion_figure(
-    probability: np.ndarray,
-    drop: np.ndarray,
-    clean: float,
-    image: np.ndarray,
-    class_name: str,
-    display: str = "heatmap",
-    opacity: float = 0.6,
-    title: str = "Occlusion",
-) -> go.Figure:
-    """Compute's occlusion result, drawn as it is (nothing recomputed here).
-
-    Left: ``probability`` (H, W), p(class) with the grey box centred at each pixel (Zeiler & Fergus' figure), on
-    0..1; right: ``drop`` (H, W) = p_clean - p_occluded, negative where covering raises p, on a diverging scale
-    centred on zero. ``clean`` is p(class) for the unoccluded image.
-    """
-    return method_figure({"probability": probability, "map": drop}, occlusion_specs(class_name), image, title,
-                         display, opacity, note=clean_probability_note(float(clean), class_name))
 
 
 def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) -> go.Figure:

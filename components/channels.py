@@ -132,12 +132,3 @@ def top_images_figure(images: np.ndarray, maps: np.ndarray | None, indices: np.n
                       rows * GALLERY_TILE + 3 * theme.TITLE_SIZE + 20,
                       note="each titled by its index, the channel's largest value on it and its class")
     return theme.image_axes(figure)
-
-
-def highlight_points(coords: np.ndarray | None, indices: np.ndarray) -> dict:
-    """x, y and customdata of the scatter points ``indices`` in ``coords`` (N, 2), to ring the gallery's images."""
-    if coords is None:
-        return {"x": [], "y": [], "customdata": []}
-    chosen = [int(i) for i in indices if 0 <= int(i) < len(coords)]
-    return {"x": [float(coords[i, 0]) for i in chosen], "y": [float(coords[i, 1]) for i in chosen],
-            "customdata": [[i] for i in chosen]}

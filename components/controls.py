@@ -17,14 +17,6 @@ def labelled(label: str, control, hint: str = "") -> html.Div:
     return html.Div([html.Label(label, title=hint), control], className="control")
 
 
-def progress_block(bar_id: str, text_id: str, wrapper_id: str) -> html.Div:
-    """A native progress bar and a status line, hidden until a background job runs."""
-    return html.Div(
-        [html.Progress(id=bar_id, value="0", max="100", className="progress"), html.Span(id=text_id, className="progress-text")],
-        id=wrapper_id, className="progress-block", style={"display": "none"},
-    )
-
-
 def message(text: str, kind: str = "error") -> html.Div:
     """An inline message: error, warning or info."""
     return html.Div(text, className=f"message message-{kind}", role="alert" if kind == "error" else "status")

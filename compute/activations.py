@@ -14,8 +14,8 @@ from torch import nn
 from compute import layers as layer_names
 from compute.device import activation_floats, batch_size_for, model_device
 from compute.layers import LayerError, capture, missing, run_until  # noqa: F401  (part of this module's API)
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 # Extraction precisions: name -> the autocast dtype (None: plain float32).
 PRECISIONS = {None: None, "fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 # bf16 autocast stays within this fraction of each layer's largest |fp32 activation| on the built-in model (measured

@@ -6,8 +6,8 @@ units (8/255 moves every pixel by at most 8 grey levels) and every result stays 
 ones (``target`` a class, or one per image) lower the cross-entropy of the target. The model must be in eval
 mode; its device decides where the work runs, and results come back on the images' device.
 
-The jobs of this family (``adversarial.attack``, ``adversarial.smallest_epsilon``, ``adversarial.robustness``)
-are at the end of this module.
+The page's jobs of this family (``adversarial.attack``, ``adversarial.smallest_epsilon``,
+``adversarial.robustness``) are in :mod:`compute.jobs.adversarial`.
 """
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from compute.cache import memoize
 from compute.device import model_device
 from compute.gradients import gradient_batch_size
-from compute.workspace import job, scaled, variant
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 
 
 def _per_image(values, count: int, device: torch.device, dtype=torch.int64) -> torch.Tensor:
@@ -83,8 +82,9 @@ class AttackResult(NamedTuple):
     predicted: torch.Tensor
 
 
-def _pgd_batch(model, originals, labels, target, epsilon, step_size, steps, noise, stop_when_fooled):
-    """PGD on one batch already on the model's device; epsilon and step_size are (B, 1, 1, 1)."""
+def _pgd_batch(model, originals, labels, target, epsilon, step_size, steps, noise, stop_when_fooled, on_step=None):
+    """PGD on one batch already on the model's device; epsilon and step_size are (B, 1, 1, 1). ``on_step(step)``
+    after each step: a long attack reports (and can be stopped) step by step."""
     current = (originals + noise * epsilon).clamp(0.0, 1.0)
     predicted = torch.empty(len(originals), dtype=torch.int64, device=originals.device)
     active = torch.arange(len(originals), device=originals.device)  # rows still being attacked
@@ -97,7 +97,7 @@ def _pgd_batch(model, originals, labels, target, epsilon, step_size, steps, nois
         sign, logits = _ascent_sign(model, x, labels[active], None if target is None else target[active])
         predicted[active] = logits.argmax(1)
         if stop_when_fooled:
-            fooled = _fooled(predicted[active], labels[active], None if target is None else target[active])
+            fooled = is_fooled(predicted[active], labels[active], None if target is None else target[active])
             active = active[~fooled]  # a fooled image keeps the iterate that fooled it
             if len(active) == 0:
                 break
@@ -105,10 +105,12 @@ def _pgd_batch(model, originals, labels, target, epsilon, step_size, steps, nois
         low, high = originals[active] - epsilon[active], originals[active] + epsilon[active]
         x = x + step_size[active] * sign
         current[active] = torch.maximum(torch.minimum(x, high), low).clamp(0.0, 1.0)
+        if on_step is not None:
+            on_step(step + 1)
     return current, predicted
 
 
-def _fooled(predicted: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+def is_fooled(predicted: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     return predicted != labels if target is None else predicted == target
 
 
@@ -138,8 +140,13 @@ def pgd(model, images: torch.Tensor, labels, epsilon, steps: int, step_size, tar
         originals = images[rows].to(device)
         batch_seeds = seeds[rows] if seeds is not None else [image_seed(image, seed) for image in originals]
         noise = _unit_noise(originals, batch_seeds).to(device)
+        on_step = None
+        if progress and steps > 1:
+            def on_step(step: int, first: int = rows.start, size: int = rows.stop - rows.start) -> None:
+                progress((first + size * step / steps) / count, f"PGD step {step}/{steps} of images "
+                                                                f"{first + 1}-{first + size} of {count}")
         adversarial, predicted = _pgd_batch(model, originals, labels[rows], None if target is None else target[rows],
-                                            epsilon[rows], step_size[rows], steps, noise, stop_when_fooled)
+                                            epsilon[rows], step_size[rows], steps, noise, stop_when_fooled, on_step)
         results.append(adversarial.to(images.device))
         predictions.append(predicted.cpu())
         if progress:
@@ -187,7 +194,7 @@ def smallest_flipping_epsilon(model, image: torch.Tensor, label: int, target: in
         attack = pgd(model, copies, label, epsilons, steps, [madry_step_size(e, steps) for e in epsilons],
                      target=target, image_seeds=[shared_seed] * candidates, stop_when_fooled=True,
                      return_predictions=True)
-        fooled = _fooled(attack.predicted, torch.full((candidates,), label),
+        fooled = is_fooled(attack.predicted, torch.full((candidates,), label),
                          None if target is None else torch.full((candidates,), target)).numpy()
         rounds += 1
         if progress:
@@ -249,7 +256,7 @@ def success_curve(model, images: torch.Tensor, labels: torch.Tensor, epsilons: S
                          step_size_factor * float(epsilon) / steps, target=None if targets is None else targets[todo],
                          batch_size=batch_size, image_seeds=[seeds[i] for i in todo.tolist()],
                          stop_when_fooled=True, progress=report, return_predictions=True)
-            fooled[todo] |= _fooled(attack.predicted, labels[todo], None if targets is None else targets[todo])
+            fooled[todo] |= is_fooled(attack.predicted, labels[todo], None if targets is None else targets[todo])
             robust[todo] &= attack.predicted == labels[todo]
         elif progress:
             progress((position + 1) / len(ordered), f"epsilon {epsilon * 255:g}/255")
@@ -260,144 +267,31 @@ def success_curve(model, images: torch.Tensor, labels: torch.Tensor, epsilons: S
                            np.asarray(accuracy)[inverse], float(correct.float().mean()), count)
 
 
-# --- jobs -----------------------------------------------------------------------------------------------------------
-# Pixel units; from where ImageNet models already fall (1-4/255) to where the digits CNN does (16-32/255).
-ROBUSTNESS_EPSILONS = tuple(value / 255 for value in (0, 1, 2, 4, 8, 12, 16, 24, 32))
-ROBUSTNESS_MAX_IMAGES = 2000  # an image folder's test split can be large: the curve uses at most this many
+# ------------------------------------------------------------------------------------------ one image, as the page shows it
+
 TOP_K = 5
 
 
-def _summary(probabilities: torch.Tensor) -> dict:
+def summary(probabilities: torch.Tensor) -> dict:
     """Predicted class, its confidence and the top-5 [(class, probability)] of one probability vector (K,)."""
     values, classes = probabilities.topk(min(TOP_K, probabilities.numel()))
     return {"predicted": int(classes[0]), "confidence": float(values[0]),
             "top5": [(int(c), float(v)) for c, v in zip(classes, values)]}
 
 
-def _check_target(target: int | None, classes: int) -> None:
-    if target is not None and not 0 <= int(target) < classes:
-        raise ValueError(f"target class {target} does not exist: the model has classes 0 to {classes - 1}")
-
-
-def _panel(model, original: torch.Tensor, adversarial: torch.Tensor) -> dict:
+def panel(model, original: torch.Tensor, adversarial: torch.Tensor) -> dict:
     """The arrays and predictions of the slide's panel: original | perturbation | adversarial, (C, H, W) each."""
     before, after = predict(model, torch.stack([original, adversarial]))
     return {"original": original.numpy(), "adversarial": adversarial.numpy(),
             "perturbation": (adversarial - original).numpy(),
-            "linf": float((adversarial - original).abs().max()), "before": _summary(before), "after": _summary(after)}
+            "linf": float((adversarial - original).abs().max()), "before": summary(before), "after": summary(after)}
 
 
+@memoize
 def attacked(model, original: torch.Tensor, label: int, method: str, epsilon: float, steps: int,
-             step_size: float, target: int | None, seed: int) -> torch.Tensor:
-    """One image (C, H, W) attacked with FGSM or PGD (``model`` already loaded; the caller holds the lock)."""
+             step_size: float, target: int | None, seed: int, progress: Progress | None = None) -> torch.Tensor:
+    """One image (C, H, W) attacked with FGSM or PGD, cached: every panel of an adversarial selection asks for it."""
     if method == "fgsm":
         return fgsm(model, original[None], label, epsilon, target=target)[0].cpu()
-    return pgd(model, original[None], label, epsilon, steps, step_size, target=target, seed=seed)[0].cpu()
-
-
-@variant("adversarial")
-def adversarial_image(workspace, index: int, method: str = "fgsm", epsilon: float = 8 / 255, steps: int = 10,
-                      step_size: float | None = None, target: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Data-set image ``index`` attacked as ``adversarial.attack`` attacks it: the selection can name this image,
-    and every detail and attribution panel then opens for it."""
-    if method not in ("fgsm", "pgd"):
-        raise ValueError(f"unknown attack {method!r}; choose fgsm or pgd")
-    _check_target(target, len(workspace.dataset.classes))
-    original = workspace.image(index).float().cpu()
-    label = int(workspace.dataset.labels[int(index)])
-    step_size = madry_step_size(epsilon, steps) if step_size is None else float(step_size)
-    with workspace.lock:
-        return attacked(workspace.model(), original, label, method, epsilon, steps, step_size, target,
-                        seed)
-
-
-@job("adversarial.attack")
-def attack_job(workspace, progress, index: int, method: str = "fgsm", epsilon: float = 8 / 255, steps: int = 10,
-               step_size: float | None = None, target: int | None = None, layer: str | None = None,
-               embedding: str | None = None, mode: str = "auto", seed: int = 0) -> dict:
-    """Attack data-set image ``index`` (FGSM or PGD) and place both images into the scatter of ``layer``.
-
-    Returns ``original``, ``adversarial``, ``perturbation`` ((C, H, W) float32 arrays; perturbation = adversarial -
-    original), ``linf``, ``before`` / ``after`` (``predicted``, ``confidence``, ``top5`` [(class, probability)]),
-    ``fooled``, ``label`` and the attack's parameters. ``points`` holds the scatter coordinates (x, y) of the original (its own point in the layout), of the
-    original placed like a new image, and of the adversarial image; None with ``placement_message`` saying why
-    when there is no layer or embedding, or the embedding cannot place new points.
-    """
-    from compute import activations, embedding as layouts
-
-    if method not in ("fgsm", "pgd"):
-        raise ValueError(f"unknown attack {method!r}; choose fgsm or pgd")
-    dataset = workspace.dataset
-    _check_target(target, len(dataset.classes))
-    original = workspace.image(index).float().cpu()
-    label = int(dataset.labels[int(index)])
-    step_size = madry_step_size(epsilon, steps) if step_size is None else float(step_size)
-    with workspace.lock:
-        model = workspace.model(progress=scaled(progress, 0.0, 0.1))
-        progress(0.1, f"{method.upper()} at epsilon {epsilon * 255:.3g}/255")
-        adversarial = attacked(model, original, label, method, epsilon, steps, step_size, target, seed)
-        result = {"index": int(index), "label": label, "method": method, "epsilon": float(epsilon),
-                  "steps": int(steps) if method == "pgd" else 1, "step_size": step_size if method == "pgd" else epsilon,
-                  "target": target, **_panel(model, original, adversarial)}
-        result["fooled"] = bool(_fooled(torch.tensor([result["after"]["predicted"]]), torch.tensor([label]),
-                                        None if target is None else torch.tensor([int(target)]))[0])
-        result["points"], result["placement_message"] = None, "no scatter to place the images in"
-        if not layer or not embedding:
-            return result
-        mode = layouts.feature_mode(tuple(activations.single(model, original, [layer])[layer].shape), mode)
-        features = layouts.features_of(model, torch.stack([original, adversarial]), layer, mode)
-        layouts.layer_reduction(model, dataset, layer, mode, progress=scaled(progress, 0.2, 0.4))
-    # The t-SNE/UMAP fit and transform need no model: other jobs may use it meanwhile.
-    layout = layouts.layer_layout(model, dataset, layer, embedding, mode, progress=scaled(progress, 0.4, 0.9))
-    progress(0.9, f"placing the images into the {layouts.EMBEDDERS[embedding].label} layout")
-    try:
-        placed = layout.place(features)
-    except layouts.CannotPlace as error:
-        result["placement_message"] = str(error)
-        return result
-    result["points"] = {"original": layout.coordinates[int(index)].tolist(), "original_placed": placed[0].tolist(),
-                        "adversarial": placed[1].tolist()}
-    result["placement_message"] = None
-    progress(1.0, "placed")
-    return result
-
-
-@job("adversarial.smallest_epsilon")
-def smallest_epsilon_job(workspace, progress, index: int, target: int | None = None, max_epsilon: float = 32 / 255,
-                         tolerance: float = 0.25 / 255, steps: int = 20, seed: int = 0) -> dict:
-    """The smallest PGD epsilon that flips image ``index`` and the image at it (the panel's arrays), or a message."""
-    _check_target(target, len(workspace.dataset.classes))
-    original = workspace.image(index).float().cpu()
-    label = int(workspace.dataset.labels[int(index)])
-    with workspace.lock:
-        model = workspace.model(progress=scaled(progress, 0.0, 0.1))
-        epsilon, adversarial = smallest_flipping_epsilon(model, original, label, target=target,
-                                                         max_epsilon=max_epsilon, tolerance=tolerance, steps=steps,
-                                                         seed=seed, progress=scaled(progress, 0.1, 1.0))
-        if epsilon is None:
-            return {"index": int(index), "label": label, "target": target, "epsilon": None,
-                    "message": f"{steps}-step PGD does not flip this image up to epsilon {max_epsilon * 255:.3g}/255"}
-        result = {"index": int(index), "label": label, "target": target, "epsilon": float(epsilon),
-                  "tolerance": float(tolerance), "message": None, **_panel(model, original, adversarial)}
-    progress(1.0, f"flips at epsilon {epsilon * 255:.3g}/255")
-    return result
-
-
-@job("adversarial.robustness")
-def robustness_job(workspace, progress, epsilons: Sequence[float] = ROBUSTNESS_EPSILONS, steps: int = 10,
-                   target: int | None = None, seed: int = 0, max_images: int = ROBUSTNESS_MAX_IMAGES) -> dict:
-    """Success rate and accuracy under PGD per epsilon over the test split (cached; see :func:`success_curve`)."""
-    dataset = workspace.dataset
-    indices = torch.nonzero(dataset.is_test).flatten()
-    if len(indices) == 0:
-        raise ValueError("the data set has no test split to measure robustness on")
-    if len(indices) > max_images:  # evenly spaced, so every part of the split is represented
-        indices = indices[torch.linspace(0, len(indices) - 1, max_images).round().long()]
-    images = dataset.images[indices.tolist()]
-    with workspace.lock:
-        model = workspace.model(progress=scaled(progress, 0.0, 0.05))
-        curve = success_curve(model, images, dataset.labels[indices], tuple(float(e) for e in epsilons), steps=steps,
-                              target=target, seed=seed, progress=scaled(progress, 0.05, 1.0))
-    progress(1.0, f"robustness over {curve.count} test images")
-    return {"epsilons": curve.epsilons, "success_rate": curve.success_rate, "accuracy": curve.accuracy,
-            "clean_accuracy": curve.clean_accuracy, "count": curve.count, "steps": int(steps), "target": target}
+    return pgd(model, original[None], label, epsilon, steps, step_size, target=target, seed=seed,
+               progress=progress)[0].cpu()

@@ -28,7 +28,9 @@ from compute.gradients import (
     smoothgrad_noise,
 )
 from compute.layers import run_until
-from compute.params import MapSpec, Method, Param
+from compute.errors import UserError
+from compute.specs.attribution import FILLS, INVERSIONS, METHODS, suggested_params
+from compute.specs.params import MapSpec
 
 __all__ = [
     "INVERSIONS", "METHODS", "MapSpec", "attribution_map", "cached_inversion", "clean_probability", "gradcam",
@@ -76,7 +78,7 @@ def occlusion_probability_map(
     """
     check_image(image)
     if box < 1 or stride < 1:
-        raise ValueError(f"box and stride must be at least 1, got box={box}, stride={stride}")
+        raise UserError(f"box and stride must be at least 1, got box={box}, stride={stride}")
     device = model_device(model)
     x = image.detach().to(device, torch.float32)
     channels, height, width = x.shape
@@ -128,10 +130,6 @@ def clean_probability(model: nn.Module, image: torch.Tensor, target: int) -> flo
 
 # ---------------------------------------------------------------------------------------------- inversion
 
-INVERSIONS: dict[str, str] = {
-    "deconvnet": "Deconvnet (Zeiler & Fergus 2014)",
-    "guided_backprop": "Guided backpropagation (Springenberg et al. 2015)",
-}
 
 
 class _RectifiedReLU(torch.autograd.Function):
@@ -189,7 +187,7 @@ def invert(
     """
     check_image(image)
     if method not in INVERSIONS:
-        raise ValueError(f"unknown inversion method {method!r}: use one of {', '.join(INVERSIONS)}")
+        raise UserError(f"unknown inversion method {method!r}: use one of {', '.join(INVERSIONS)}")
     if keep not in ("channel", "max"):
         raise ValueError(f"keep must be 'channel' or 'max', got {keep!r}")
     x = image.detach().to(model_device(model), torch.float32)[None].requires_grad_(True)
@@ -199,7 +197,7 @@ def invert(
             model(x)
         activation = captured[0]
         if not 0 <= channel < activation.shape[1]:
-            raise ValueError(f"channel {channel} is out of range: layer {layer!r} has {activation.shape[1]} channels")
+            raise UserError(f"channel {channel} is out of range: layer {layer!r} has {activation.shape[1]} channels")
         chosen = activation[0, channel].detach()
         seed = torch.zeros_like(activation)
         if keep == "channel":
@@ -239,21 +237,20 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- registry
-
-_FILLS = {"data mean": "data", "image mean": None, "zero": 0.0, "one": 1.0}
+# The table the page builds its menus from is plain data in compute.specs.attribution; it names these functions.
 
 
 def _fill_value(fill: str, data_mean: tuple[float, ...] | None) -> float | tuple[float, ...] | None:
     """The occlusion fill of a menu choice; "data mean" uses ``data_mean`` (per channel), else the image mean."""
-    if fill not in _FILLS:
-        raise ValueError(f"unknown fill {fill!r}: use one of {', '.join(_FILLS)}")
-    value = _FILLS[fill]
+    if fill not in FILLS:
+        raise UserError(f"unknown fill {fill!r}: use one of {', '.join(FILLS)}")
+    value = FILLS[fill]
     if value == "data":
         return tuple(data_mean) if data_mean else None
     return value
 
 
-def _occlusion_method(
+def occlusion_with_fill(
     model: nn.Module,
     image: torch.Tensor,
     target: int,
@@ -268,7 +265,7 @@ def _occlusion_method(
     return occlusion(model, image, target, box, stride, _fill_value(fill, data_mean), batch_size, progress)
 
 
-def _occlusion_explain(
+def occlusion_explain(
     model: nn.Module,
     image: torch.Tensor,
     target: int,
@@ -287,72 +284,6 @@ def _occlusion_explain(
     return {"map": clean - probability, "probability": probability, "clean": clean}
 
 
-def _occlusion_suggest(image_shape: tuple[int, ...]) -> dict:
-    """Box a quarter of the shorter side, stride a sixteenth: 8 and 2 for a 32-pixel digit, 56 and 14 for a
-    224-pixel photo (256 forward passes instead of 12,544 with the digit's settings)."""
-    side = int(min(image_shape[-2:]))
-    return {"box": side // 4, "stride": side // 16}
-
-
-METHODS: dict[str, Method] = {
-    "occlusion": Method(
-        _occlusion_method,
-        "Occlusion",
-        (
-            Param("box", "int", 8, "Box size", 1, 64, 1, help="side of the occluding square, in pixels"),
-            Param("stride", "int", 2, "Stride", 1, 32, 1, help="pixels between box centres"),
-            Param("fill", "choice", "data mean", "Fill", choices=tuple(_FILLS), help="value inside the box"),
-        ),
-        "Drop in the class probability when a square around each pixel is greyed out (Zeiler & Fergus 2014).",
-        suggest=_occlusion_suggest,
-        explainer=_occlusion_explain,
-        maps=(MapSpec("probability", "p(class) with the box here", "probability"),
-              MapSpec("map", "drop in probability (clean - occluded)", "signed")),
-    ),
-    "saliency": Method(
-        saliency,
-        "Saliency",
-        (Param("absolute", "bool", True, "Absolute", help="max |gradient| over channels; off: signed sum"),),
-        "Gradient of the class score with respect to the pixels (Simonyan et al. 2014).",
-    ),
-    "smoothgrad": Method(
-        smoothgrad,
-        "SmoothGrad",
-        (
-            Param("samples", "int", 32, "Samples", 1, 256, 1, help="noisy copies averaged"),
-            Param("sigma", "float", 0.15, "Noise level", 0.0, 0.5, 0.01, help="noise std / image value range"),
-        ),
-        "Saliency averaged over noisy copies of the image (Smilkov et al. 2017).",
-    ),
-    "integrated_gradients": Method(
-        integrated_gradients,
-        "Integrated gradients",
-        (
-            Param("steps", "int", 32, "Steps", 4, 256, 1, help="quadrature points along the path"),
-            Param("baseline", "choice", "zero", "Baseline", choices=("zero", "mean"), help="start of the path"),
-        ),
-        "Gradients integrated along the path from a baseline to the image; signed, sums to the score change "
-        "(Sundararajan et al. 2017).",
-    ),
-    "gradcam": Method(
-        gradcam,
-        "Grad-CAM",
-        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv layer's rectified output"),),
-        "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
-    ),
-}
-
-
-def suggested_params(method: str, image_shape: tuple[int, ...]) -> dict:
-    """Defaults of ``METHODS[method]`` with its ``suggest(image_shape)`` values for an image of ``image_shape``
-    (C, H, W), each kept inside its Param's bounds (so those bounds live in one place)."""
-    spec = METHODS[method]
-    params = spec.defaults()
-    if spec.suggest is not None:
-        params.update(spec.coerce({**params, **spec.suggest(tuple(image_shape))}))
-    return params
-
-
 # ---------------------------------------------------------------------------------------------- cached entry points
 
 @memoize
@@ -367,7 +298,7 @@ def attribution_map(
     """``METHODS[method].explain`` on one image with ``params``: a dict keyed as the method's ``maps`` say (always
     ``"map"``, an ``(H, W)`` CPU tensor). Cached by model fingerprint, image, target, parameters and code."""
     if method not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}")
+        raise UserError(f"unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}")
     return METHODS[method].explain(model, image, target, **(params or {}), progress=progress)
 
 

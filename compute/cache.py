@@ -8,6 +8,7 @@ anyone bumping a number. The same request twice computes once; a changed weight 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -21,8 +22,9 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import torch
 
+from compute.paths import CACHE_DIR_ENV, cache_dir, set_cache_dir  # noqa: F401  (part of this module's API)
+
 CACHE_VERSION = "1"
-CACHE_DIR_ENV = "FEATURESCOPE_CACHE_DIR"
 CACHE_SIZE_LIMIT = 4 * 1024**3
 # Arguments that change how a result is computed but not the result itself (tests show it).
 IGNORED_ARGUMENTS = frozenset({"progress", "batch_size"})
@@ -43,25 +45,12 @@ class _Flight:
 
 _flights: "weakref.WeakValueDictionary[str, _Flight]" = weakref.WeakValueDictionary()
 _flights_guard = threading.Lock()
+# Entered while this thread waits for a key another thread is computing. The compute process's jobs layer sets it
+# (compute.jobs.lanes): a click waiting for a result must not count as running, or the long job computing that
+# very result would pause for the click, which waits for it.
+waiting_for_another: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def cache_dir() -> Path:
-    """The cache directory: $FEATURESCOPE_CACHE_DIR, else ~/.cache/featurescope."""
-    configured = os.environ.get(CACHE_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "featurescope"
-
-
-def set_cache_dir(directory: str | os.PathLike) -> Path:
-    """Point this process and the processes it starts at ``directory`` (created if missing)."""
-    path = Path(directory).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ[CACHE_DIR_ENV] = str(path)
-    return path
 
 
 def get_cache():
@@ -269,6 +258,10 @@ def _code_version(function: Callable) -> str:
         elif dataclasses.is_dataclass(value) and _in_scope(type(value), home):
             stack.append(("", type(value)))
             stack += [(f"{name}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value)]
+            # A table entry that names its function by import path (compute.specs): follow it to the function.
+            references = getattr(value, "code_references", None)
+            if callable(references):
+                stack += [("", function) for function in references()]
     return _digest("\n".join(sorted(pieces)).encode())
 
 
@@ -310,11 +303,16 @@ def memoize(function: F) -> F:
             flight = _flights.get(key)
             if flight is None:
                 flight = _flights[key] = _Flight()
-        with flight.lock:
+        if not flight.lock.acquire(blocking=False):
+            with waiting_for_another():
+                flight.lock.acquire()
+        try:
             value = cache.get(key, default=_MISSING)  # computed meanwhile by the job this one waited for
             if value is _MISSING:
                 value = function(*args, **kwargs)
                 cache.set(key, value)
+        finally:
+            flight.lock.release()
         return value
 
     wrapper.uncached = function  # type: ignore[attr-defined]

@@ -18,9 +18,8 @@ from torch import nn
 from compute import activations
 from compute.cache import memoize
 from compute.device import activation_floats, batch_size_for, model_device
-from compute.workspace import job
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 # The dead-channel table lists the rectifiers: after them "never fires" is final. A conv layer right before a ReLU
 # would repeat its ReLU's row, and before a BatchNorm its sign means nothing; rows of both cost a second pass each.
 RECTIFIER_TYPES = (nn.ReLU, nn.ReLU6)
@@ -203,84 +202,3 @@ def dead_counts(model: nn.Module, images, layers: list[str] | None = None, k: in
         "zero_fraction": found[layer].zero_fraction,
         "mean_firing_rate": float(found[layer].firing_rate.mean()),
     } for layer in layers]
-
-
-# ---- jobs of the channels view --------------------------------------------------------------------------------
-
-def _stats_as_dict(found: ChannelStats) -> dict:
-    return {
-        "layer": found.layer, "count": found.count, "channels": found.channels,
-        "firing_rate": found.firing_rate, "mean_activation": found.mean_activation,
-        "zero_fraction": found.zero_fraction,
-        "dead": found.dead, "dead_channels": found.dead_channels,
-        "top_images": found.top_images, "top_values": found.top_values,
-    }
-
-
-def _layer_stats(workspace, layer: str, k: int, progress) -> ChannelStats:
-    """The statistics of ``layer``: from the dead table's all-layer pass when that is cached, else one pass."""
-    from compute.cache import get_cache
-    from compute.workspace import scaled
-
-    model = workspace.model(progress=scaled(progress, 0.0, 0.1))
-    dataset = workspace.dataset
-    with workspace.lock:
-        names = channel_layers(model, dataset.image_shape)
-        if layer in names:
-            table = get_cache().get(stats_many.key(model, dataset, names, k))
-            if table is not None:
-                return table[layer]
-        return stats(model, dataset, layer, k, progress=scaled(progress, 0.1, 1.0))
-
-
-@job("channels.stats")
-def stats_job(workspace, progress, layer: str, k: int = 9) -> dict:
-    """Per-channel statistics of ``layer`` over the whole data set (see :class:`ChannelStats`), as plain arrays."""
-    result = _stats_as_dict(_layer_stats(workspace, layer, int(k), progress))
-    progress(1.0, f"channel statistics of {layer}")
-    return result
-
-
-@job("channels.dead_table")
-def dead_table_job(workspace, progress, k: int = 9) -> dict:
-    """The dead-channel table of every ReLU layer (rows of :func:`dead_counts`), from one pass."""
-    from compute.workspace import scaled
-
-    model = workspace.model(progress=scaled(progress, 0.0, 0.1))
-    with workspace.lock:
-        rows = dead_counts(model, workspace.dataset, k=int(k), progress=scaled(progress, 0.1, 1.0))
-    progress(1.0, "dead channels of every layer")
-    return {"rows": rows, "count": len(workspace.dataset)}
-
-
-@job("channels.top_images")
-def top_images_job(workspace, progress, layer: str, channel: int, k: int = 9) -> dict:
-    """The ``k`` images that activate ``channel`` of ``layer`` most, with that channel's map on each.
-
-    Returns ``indices`` (k,) (for highlighting in the scatter), ``values`` (k,) (the channel's max per image),
-    ``images`` (k, C, H, W), ``maps`` (k, H, W) the channel's map upsampled bilinearly to the image size for an
-    overlay (None for a layer without spatial maps), ``map_size`` (h, w) before upsampling, ``labels`` (k,),
-    ``classes``, and the channel's ``firing_rate`` and ``dead`` flag.
-    """
-    found = _layer_stats(workspace, layer, int(k), progress)
-    channel = int(channel)
-    if not 0 <= channel < found.channels:
-        raise ValueError(f"channel {channel} does not exist: {layer} has channels 0..{found.channels - 1}")
-    indices = found.top_images[:, channel]
-    dataset = workspace.dataset
-    images = dataset.images[indices.tolist()]
-    with workspace.lock, torch.no_grad():
-        model = workspace.model()
-        output = activations.run_until(model, images.to(model_device(model)), layer)[:, channel].float()
-    maps, map_size = None, None
-    if output.ndim == 3:
-        map_size = tuple(int(s) for s in output.shape[1:])
-        maps = torch.nn.functional.interpolate(output[:, None], size=tuple(images.shape[-2:]), mode="bilinear",
-                                               align_corners=False)[:, 0].cpu().numpy()
-    progress(1.0, f"top images of {layer} channel {channel}")
-    return {
-        "layer": layer, "channel": channel, "indices": indices, "values": found.top_values[:, channel],
-        "images": images.cpu().numpy(), "maps": maps, "map_size": map_size,
-        "labels": dataset.labels[indices.tolist()].numpy(), "classes": list(dataset.classes),
-        "firing_rate": float(found.firing_rate[channel]), "dead": bool(found.dead[channel]),
-    }

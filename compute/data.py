@@ -23,62 +23,14 @@ import numpy as np
 import torch
 
 from compute.cache import cache_dir, tensor_fingerprint
+from compute.dataset import Dataset, Preprocessing, uint8_to_float  # noqa: F401  (part of this module's API)
+from compute import torchvision_data
+from compute.errors import DataError
+from compute.torchvision_data import TransformedImages
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MAX_IMAGE_BYTES = 50 * 1024**2
 DIGITS_SIZE = 32
-
-
-class DataError(ValueError):
-    """A data set that cannot be loaded, with a message meant for the user."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images are brought to the model: shorter side resized to ``resize``, centre-cropped to ``size`` (None:
-    the data's own size), and grey images repeated to ``channels`` (None: as they are). Normalisation is not here:
-    it is part of the model (a forward pre-hook), so images stay in [0, 1] and are shown as they are."""
-
-    size: int | None = None
-    resize: int | None = None
-    channels: int | None = None
-
-
-@dataclass
-class Dataset:
-    """Images, labels and what is needed to show them.
-
-    images: (N, C, H, W) float32 in [0, 1] — a tensor, or for image folders a lazy :class:`FolderImages`
-    that loads on indexing. labels: (N,) int64. is_test: (N,) bool, the fixed held-out split.
-    """
-
-    name: str
-    images: "torch.Tensor | FolderImages"
-    labels: torch.Tensor
-    classes: list[str]
-    is_test: torch.Tensor
-    description: str = ""
-    fingerprint: str = ""
-    channel_mean: tuple[float, ...] = field(default_factory=tuple)
-    skipped: list[str] = field(default_factory=list)  # files left out at load time, relative to the folder
-
-    def __post_init__(self) -> None:
-        # A data set made by hand still gets a content fingerprint, so cache keys never collide.
-        if not self.fingerprint and isinstance(self.images, torch.Tensor):
-            self.fingerprint = f"{self.name}:" + tensor_fingerprint(self.images) + tensor_fingerprint(self.labels)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    def image(self, index: int) -> torch.Tensor:
-        """One image (C, H, W); IndexError with a readable message when out of range."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"sample {index} is out of range: {self.name} has {len(self)} images")
-        return self.images[index]
 
 
 @dataclass(frozen=True)
@@ -228,11 +180,6 @@ def image_to_uint8(image, size: int, resize: int | None = None) -> torch.Tensor:
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
 
-def uint8_to_float(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float32 in [0, 1] (the same numbers as ``np.float32(v) / 255``, wherever it is computed)."""
-    return pixels.to(torch.float32) / 255.0
-
-
 def load_folder(path: str | Path, size: int = 224, resize: int | None = None) -> Dataset:
     """An image folder: one subfolder per class (ImageFolder layout), or a flat folder of unlabelled images.
 
@@ -285,8 +232,6 @@ def load(name: str = "digits", preprocessing: Preprocessing | None = None, downl
     """Load a data set by table name, a stored torchvision set (``cifar10[:ROOT]``, ...; ``download`` fetches it
     when missing), or an image folder by path, brought to the model by ``preprocessing``. DataError names the
     valid choices."""
-    from compute import torchvision_data
-
     spec = DATASETS.get(name)
     if spec is not None:
         return with_preprocessing(spec.loader(), preprocessing)
@@ -301,8 +246,6 @@ def load(name: str = "digits", preprocessing: Preprocessing | None = None, downl
 
 def with_preprocessing(dataset: Dataset, preprocessing: Preprocessing | None) -> Dataset:
     """``dataset`` with its images resized, cropped and given channels lazily (:class:`TransformedImages`)."""
-    from compute.torchvision_data import TransformedImages
-
     if preprocessing is None or (preprocessing.size is None and preprocessing.channels is None):
         return dataset
     images = TransformedImages(dataset.images, preprocessing)

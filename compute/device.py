@@ -6,6 +6,8 @@ import weakref
 
 import torch
 
+from compute.errors import UserError
+
 _BYTES_PER_FLOAT = 4
 CPU_MAX_BATCH = 256
 
@@ -19,13 +21,13 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise UserError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     try:
         chosen = torch.device(preference)
     except RuntimeError as error:
-        raise ValueError(f"unknown device {preference!r}: use auto, cpu or cuda") from error
+        raise UserError(f"unknown device {preference!r}: use auto, cpu or cuda") from error
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise ValueError(f"device {preference!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
+        raise UserError(f"device {preference!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
     return chosen
 
 

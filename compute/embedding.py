@@ -17,11 +17,11 @@ import torch
 
 from compute.activations import extract
 from compute.cache import get_cache, memoize
-from compute.params import Method
+from compute.errors import UserError
+from compute.specs.embedding import EMBEDDERS, ITERATIVE
 from compute.projection import exact_pca, randomized_pca
+from compute.progress import Progress
 
-# progress(fraction, text, partial=None): t-SNE also sends {"coords": (N, 2) float32} as its layout converges.
-Progress = Callable[..., None]
 PRE_REDUCE_DIMS = 50
 # Beyond this many points t-SNE and UMAP are fitted on a random sample of SAMPLE_SIZE and the rest placed into it:
 # the picture is the same at a fraction of the time (openTSNE's fit grows ~N log N, its placement is cheaper).
@@ -45,7 +45,7 @@ class Fitted:
     estimator: Any = None
 
 
-def _fit_pca(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
+def fit_pca(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     """Exact PCA to 2-D (:func:`~compute.projection.exact_pca`: at most 50 columns after the pre-reduction). The first
     picture of a new layer is this layout, and scikit-learn's PCA made it wait for scikit-learn's import in a fresh
     compute process (1.25 s on two cores). A layer with one value per image gets a zero second axis."""
@@ -62,7 +62,7 @@ def tsne_initialization(pca_coordinates: np.ndarray, seed: int = 0) -> np.ndarra
     return jitter(rescale(np.asarray(pca_coordinates, dtype=np.float64)), random_state=seed)
 
 
-def _fit_tsne(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
+def fit_tsne(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     from openTSNE import TSNE
 
     iterations = 750
@@ -95,7 +95,7 @@ def _fit_tsne(features: np.ndarray, seed: int, progress: Progress | None, initia
     return Fitted(np.array(fitted, dtype=np.float32), fitted)
 
 
-def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
+def fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     if progress:
         # Only a process's first UMAP compiles numba code (about 25 s); later ones would be told so wrongly.
         first = "umap" not in sys.modules
@@ -109,13 +109,6 @@ def _fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initia
     return Fitted(reducer.fit_transform(features), reducer)
 
 
-# ``function(features (N, D), seed, progress, initialization=None) -> Fitted``; :func:`embed` returns its
-# coordinates. ``initialization`` (N, 2): where the points start (the PCA layout), for the methods that iterate.
-EMBEDDERS: dict[str, Method] = {
-    "pca": Method(_fit_pca, "PCA", description="linear: the two directions of largest variance"),
-    "tsne": Method(_fit_tsne, "t-SNE", description="openTSNE, perplexity 30, grown from the PCA layout"),
-    "umap": Method(_fit_umap, "UMAP", description="umap-learn, 15 neighbours, started from the PCA layout"),
-}
 
 
 def fit_reduction(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0) -> tuple[Any, np.ndarray]:
@@ -132,9 +125,6 @@ def reduce_dimensions(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: i
     PCA to 2-D of the reduced features equals PCA to 2-D of the originals (the top components are kept).
     """
     return fit_reduction(features, dims, seed)[1]
-
-
-ITERATIVE = ("tsne", "umap")  # methods that start from the PCA layout and are fitted on a sample when N is large
 
 
 def _transform(fitted: Fitted, method: str, reduced: np.ndarray) -> np.ndarray:
@@ -206,7 +196,7 @@ def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None 
     ``sample_size`` and the other points placed into it (``Layout.sample``).
     """
     if method not in EMBEDDERS:
-        raise ValueError(f"unknown embedding method {method!r}; choose one of: {', '.join(EMBEDDERS)}")
+        raise UserError(f"unknown embedding method {method!r}; choose one of: {', '.join(EMBEDDERS)}")
     if isinstance(features, torch.Tensor):
         features = features.detach().cpu().numpy()
     reduction, reduced = fit_reduction(features, seed=seed)
@@ -215,7 +205,7 @@ def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None 
     function = EMBEDDERS[method].function
     if method not in ITERATIVE:
         return Layout(method, reduction, function(reduced, seed, progress))
-    start = _fit_pca(reduced, seed, None).coordinates
+    start = fit_pca(reduced, seed, None).coordinates
     sample = choose_sample(len(reduced), seed, sample_above, sample_size)
     if sample is None:
         initialization = tsne_initialization(start, seed) if method == "tsne" else start

@@ -21,14 +21,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from compute import training  # the family's training runs and their jobs (importing registers them)
+from compute import training
 from compute.activations import extract
 from compute.cache import array_fingerprint, memoize
 from compute.device import activation_floats, batch_size_for, model_device, pick_device
 from compute.embedding import embed, feature_mode, reduce_dimensions
-from compute.workspace import job, scaled
+from compute.progress import scaled
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 NEIGHBOURS = 5
 # Trustworthiness sorts an N x N distance matrix; above this many points it uses a fixed random subsample.
 TRUST_SAMPLE = 2000
@@ -169,7 +169,7 @@ def aligned_layouts(features: list, method: str, labels, is_test, seed: int = 0,
     distinct = [i for i, key in enumerate(keys) if i == 0 or key != keys[i - 1]]
     umap_layouts = dict(zip(distinct, _aligned_umap([features[i] for i in distinct], seed, progress))) if method == "umap" else {}
     for index, epoch_features in enumerate(features):
-        step = _scaled(progress, index / len(features), (index + 1) / len(features), f"epoch {index + 1}/{len(features)}: ")
+        step = scaled(progress, index / len(features), (index + 1) / len(features), f"epoch {index + 1}/{len(features)}: ")
         key = keys[index]
         if key == previous_key:
             raw = raw_previous  # same features, same layout: no motion that is not in the features
@@ -227,12 +227,6 @@ def epoch_features(model, images, layer: str, mode: str, labels, is_test, batch_
 
 # ------------------------------------------------------------------------------------------ the whole evolution
 
-def _scaled(progress: Progress | None, start: float, end: float, prefix: str = "") -> Progress | None:
-    if progress is None:
-        return None
-    return lambda fraction, text: progress(start + (end - start) * max(0.0, min(1.0, fraction)), prefix + text)
-
-
 def _as_model(checkpoint, device) -> torch.nn.Module:
     if isinstance(checkpoint, torch.nn.Module):
         return checkpoint
@@ -276,10 +270,10 @@ def embed_checkpoints(
     per_epoch = []
     for index, checkpoint in enumerate(checkpoints):
         model = first if index == 0 else _as_model(checkpoint, device)
-        step = _scaled(progress, 0.4 * index / len(epochs), 0.4 * (index + 1) / len(epochs), f"epoch {epochs[index]}: ")
+        step = scaled(progress, 0.4 * index / len(epochs), 0.4 * (index + 1) / len(epochs), f"epoch {epochs[index]}: ")
         per_epoch.append(epoch_features(model, images, layer, mode, labels, is_test, batch_size=batch_size, progress=step))
     layouts = aligned_layouts([e["features"] for e in per_epoch], method, labels, is_test, seed=seed,
-                              progress=_scaled(progress, 0.4, 1.0))
+                              progress=scaled(progress, 0.4, 1.0))
     predicted = np.stack([e["predicted"] for e in per_epoch]).astype(np.int64)
     test_accuracy = (predicted[:, is_test] == labels[is_test]).mean(axis=1) if labels is not None else np.full(len(epochs), np.nan)
     if progress:
@@ -290,33 +284,3 @@ def embed_checkpoints(
         trustworthiness=layouts["trustworthiness"], method=method, layer=layer, mode=mode,
         alignment=ALIGNMENTS[method], trust_sample=min(len(tensor), TRUST_SAMPLE),
     )
-
-
-# ------------------------------------------------------------------------------------------ jobs
-
-def _built_in_only(workspace) -> None:
-    if workspace.source.model != training.MODEL or workspace.source.checkpoint is not None:
-        raise ValueError(f"the evolution needs per-epoch checkpoints: only the built-in {training.MODEL} (and its runs) has them")
-
-
-@job("evolution.embed")
-def embed_job(workspace, progress, layer: str, method: str = "pca", mode: str = "auto", run: str | None = None,
-              seed: int = 0) -> dict:
-    """Every epoch's aligned layout of ``layer`` for run ``run`` (None: the built-in model's own training).
-
-    Returns layouts (E, N, 2) float32 (all frames at once, so the page animates without a round trip per frame),
-    labels (N,), is_test (N,), predicted (E, N), the per-epoch numbers, epochs, classes and the alignment sentence.
-    """
-    _built_in_only(workspace)
-    needs_training = run in (None, training.DEFAULT_RUN) and not any(r.name == training.DEFAULT_RUN for r in training.runs())
-    split = 0.3 if needs_training else 0.0
-    checkpoints = training.run_checkpoints(run, progress=scaled(progress, 0.0, split) if needs_training else None)
-    dataset = workspace.dataset
-    # The checkpoints are loaded into models of this job's own, so the workspace's lock is not needed.
-    evolution = embed_checkpoints(checkpoints, dataset, layer, method, seed=seed, mode=mode,
-                                  progress=scaled(progress, split, 1.0), device=workspace.device)
-    return {"run": run or training.DEFAULT_RUN, "epochs": evolution.epochs, "layouts": evolution.layouts,
-            "labels": dataset.labels.numpy().astype(np.int64), "is_test": dataset.is_test.numpy().astype(bool),
-            "classes": list(dataset.classes), "predicted": evolution.predicted, **evolution.numbers(),
-            "alignment": evolution.alignment, "method": method, "layer": layer, "mode": evolution.mode,
-            "trust_sample": evolution.trust_sample}

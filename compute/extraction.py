@@ -28,8 +28,8 @@ from compute import layers as layer_names
 from compute.cache import cache_dir, fingerprint
 from compute.data import MAX_IMAGE_BYTES, FolderImages, image_to_uint8, uint8_to_float
 from compute.device import model_device
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 CHUNK_SIZE = 1024  # images between two progress records: what an interruption can cost
 CPU_BATCH = 32  # small batches on the CPU keep decoding and the model in step (and memory low)
 GPU_BATCH = 256

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from compute import layers
 from compute.device import activation_floats, batch_size_for, model_device
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
 
 
 def check_image(image: torch.Tensor) -> None:
@@ -198,11 +198,6 @@ def integrated_gradients(
 
 # ---------------------------------------------------------------------------------------------- layers
 
-def conv_layer_names(model: torch.nn.Module) -> list[str]:
-    """Dotted names of the model's nn.Conv2d modules, in definition order."""
-    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
-
-
 def last_conv_block(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None) -> str:
     """The rectified output of the last conv block: the first nn.ReLU call after the last nn.Conv2d call in the
     forward (``layer4.1.relu_1`` on resnet18, after ``conv2`` and ``bn2``), else that conv itself.
@@ -227,7 +222,7 @@ def find_layer(model: torch.nn.Module, layer: str, input_shape: tuple[int, ...] 
     try:
         layers.parse(model, layer)
     except layers.LayerError:
-        convs = conv_layer_names(model)
+        convs = layers.conv_layers(model)
         raise layers.LayerError(f"unknown layer {layer!r}; conv layers of this model: {', '.join(convs) or 'none'}") \
             from None
     return layer

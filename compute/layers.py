@@ -19,14 +19,18 @@ import torch
 from torch import nn
 
 from compute.device import model_device
+from compute.errors import LayerError
 
 # Spatial size tried when a model gives no input shape: layer names do not depend on it for CNNs.
 GUESSED_SIDE = 32
 _CALL_SUFFIX = re.compile(r"^(?P<module>.+)_(?P<call>[1-9][0-9]*)$")
 
 
-class LayerError(ValueError):
-    """An unknown or unusable layer name; the message lists the valid ones."""
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Dotted names of the model's 2-D conv layers, in definition order: the layers whose kernels are images, and
+    those Grad-CAM can read."""
+    return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
 
 class StopForward(Exception):

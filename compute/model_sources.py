@@ -18,16 +18,18 @@ import torch
 from torch import nn
 
 from compute.data import Preprocessing
+from compute.errors import ModelError
+from compute.state_dicts import load_state, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCHVISION_INPUT_SHAPE = (3, 224, 224)
 DEFAULT_SIZE = 224
 TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".ts", ".jit", ".torchscript", ".ptl"})
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:function
 
 
 def _error(message: str) -> Exception:
-    from compute.models import ModelError
 
     return ModelError(message)
 
@@ -109,7 +111,6 @@ def _normalised(model: nn.Module, mean, std) -> nn.Module:
 
 def _read_cached_weights(weights) -> dict[str, torch.Tensor]:
     """The state dict of a weights enum member from the hub cache, weights_only; never downloads."""
-    from compute.models import read_state_dict
 
     path = weights_file(weights)
     if not path.is_file():
@@ -128,7 +129,6 @@ def torchvision_model(name: str, weights: str | None = None, checkpoint: str | N
     import torchvision
     from torchvision.models._api import WeightsEnum
 
-    from compute.models import TORCHVISION_INPUT_SHAPE, load_state, read_state_dict
 
     if checkpoint is not None and weights not in (None, "", "random", "none"):
         raise _error(f"give either --checkpoint or --weights {weights}, not both")
@@ -177,7 +177,6 @@ def torchvision_model(name: str, weights: str | None = None, checkpoint: str | N
 def factory_model(spec: str, checkpoint: str | None = None) -> nn.Module:
     """``package.module:function``: the function called with no arguments must return an nn.Module; a state-dict
     ``checkpoint`` is then loaded into it. The model takes images in [0, 1] (normalising is its own business)."""
-    from compute.models import load_state, read_state_dict
 
     module_name, function_name = spec.split(":")
     try:

@@ -20,14 +20,15 @@ import torch
 from torch import nn
 
 from compute import data as data_module
+from compute import model_sources
 from compute.cache import cache_dir
 from compute.device import model_device as device_of
+from compute.errors import ModelError
+from compute.model_sources import IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_INPUT_SHAPE  # noqa: F401
+from compute.state_dicts import MAX_CHECKPOINT_BYTES, load_state, read_state_dict  # noqa: F401
+from compute.progress import Progress
+from compute.specs.models import MODELS, ModelSpec, default_dataset  # noqa: F401  (the table lives in specs)
 
-Progress = Callable[[float, str], None]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-MAX_CHECKPOINT_BYTES = 2 * 1024**3
-TORCHVISION_INPUT_SHAPE = (3, 224, 224)
 
 
 def flush_denormals() -> None:
@@ -37,10 +38,6 @@ def flush_denormals() -> None:
     range, which x86 CPUs compute ~18x slower (measured: 12.4 s vs 0.68 s for one epoch).
     """
     torch.set_flush_denormal(True)
-
-
-class ModelError(ValueError):
-    """A model or checkpoint that cannot be used, with a message meant for the user."""
 
 
 class DigitsCNN(nn.Module):
@@ -67,24 +64,6 @@ class DigitsCNN(nn.Module):
         return self.logits(self.relu4(self.fc1(self.flatten(x))))
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    build: Callable[[], nn.Module]
-    dataset: str
-    description: str
-    epochs: int = 0
-    default_layer: str = ""
-
-
-MODELS: dict[str, ModelSpec] = {
-    "digits-cnn": ModelSpec(
-        build=DigitsCNN,
-        dataset="digits",
-        description="small CNN (3 conv stages, 2 linear) trained here on the digits, a checkpoint per epoch",
-        epochs=10,
-        default_layer="relu2",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -201,40 +180,6 @@ def ensure_trained(name: str = "digits-cnn", progress: Progress | None = None) -
     return found
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)`` with readable errors for missing, huge or foreign files."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
-    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise ModelError(f"checkpoint {path.name} is larger than {MAX_CHECKPOINT_BYTES // 1024**3} GB")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and weights-only refusals all mean: not a usable checkpoint
-        # from None: torch's own text advises weights_only=False, i.e. running code from the file; never repeat it.
-        raise ModelError(f"{path.name} is not a usable checkpoint: {_load_failure(error)}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"{path.name} holds no state_dict (a dict of tensors)")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def _load_failure(error: Exception) -> str:
-    """Why torch.load refused a file, in one line, without torch's advice to load it unsafely."""
-    text = str(error)
-    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if unsupported:
-        return f"it holds Python objects ({unsupported.group(1)}), not only tensors; save model.state_dict() instead"
-    if "central directory" in text or "zip archive" in text or isinstance(error, EOFError):
-        return "the file is truncated or damaged (not a complete PyTorch zip archive)"
-    if "Unsupported operand" in text or "invalid load key" in text or type(error).__name__ == "UnpicklingError":
-        return "its contents are not a PyTorch checkpoint"
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.replace("\n", " ")) if s.strip()]
-    kept = [s for s in sentences if "weights_only" not in s and "trust" not in s]
-    return (kept[0] if kept else type(error).__name__)[:200]
-
-
 def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     """The architecture of ``model`` freshly initialised from ``seed`` (for the sanity check's untrained model), on
     the same device and in the same mode.
@@ -268,22 +213,6 @@ def fresh_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     return fresh.to(device_of(model)).train(model.training)
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
-    """Load ``state`` into ``model``; a mismatch raises ModelError listing what differs."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong_shape = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong_shape:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-            if keys:
-                details.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
-        raise ModelError(f"{source} does not match {type(model).__name__} ({'; '.join(details)})")
-    model.load_state_dict(state)
-    return model
-
-
 def build(name: str = "digits-cnn") -> nn.Module:
     """The untrained architecture of a built-in model (cheap: for listing layers before training)."""
     if name not in MODELS:
@@ -308,8 +237,6 @@ def load(
     model (``checkpoint`` optional); or a TorchScript file. See :mod:`compute.model_sources`. ``num_classes``:
     the outputs of a torchvision model with random weights (default 1000).
     """
-    from compute import model_sources
-
     flush_denormals()
     if name in MODELS:
         if weights not in (None, ""):
@@ -335,9 +262,3 @@ def load(
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, a torchvision classifier name "
                          "(resnet18, ...), package.module:function, or a TorchScript file")
     return model.to(device).eval()
-
-
-def default_dataset(name: str) -> str:
-    """The data set a model is meant for: its table entry's, else the digits."""
-    spec = MODELS.get(name)
-    return spec.dataset if spec else "digits"

@@ -2,14 +2,14 @@
 
 The features are those the scatter is fitted on (``compute.embedding.layer_features``: the layer's activations,
 flattened or channel-averaged, PCA-reduced to <= 50 dimensions), so "near" means near to the model, and an image
-that is not in the data set (an upload, an adversarial example) is projected by the same fitted PCA.
+that is not in the data set (an upload, an adversarial example) is projected by the same fitted PCA (the job is
+``neighbours.nearest`` in :mod:`compute.jobs.neighbours`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from compute.workspace import job, scaled
 
 
 def nearest(features, query, k: int, batch_size: int = 8192, device: torch.device | str | None = None,
@@ -54,40 +54,3 @@ def nearest(features, query, k: int, batch_size: int = 8192, device: torch.devic
         best_distances = torch.gather(candidates, 1, order)
         best_indices = torch.gather(candidate_indices, 1, order)
     return best_indices.cpu().numpy(), best_distances.sqrt().float().cpu().numpy()
-
-
-@job("neighbours.nearest")
-def nearest_job(workspace, progress, index: int, layer: str, features: str = "auto", k: int = 12,
-                variant: dict | None = None, epoch: int | None = None) -> dict:
-    """The ``k`` data-set images nearest to image ``index`` (or its ``variant``: an upload, an adversarial image) in
-    ``layer``'s feature space as the scatter uses it (``features``: auto / flat / pooled, as ``explore.scatter``).
-
-    Returns ``indices`` (k,) int64 nearest first (the image itself left out), ``distances`` (k,) float32,
-    ``labels`` (k,) int64, ``mode`` and ``dimensions`` of the space searched; ``label`` the image's own class (None
-    for a variant) and ``image`` (C, H, W) the variant's image (None for a data-set image).
-    """
-    from compute import activations, embedding
-
-    if not 1 <= int(k) <= 200:
-        raise ValueError(f"k = {k}: ask for 1 to 200 neighbours")
-    dataset = workspace.dataset
-    image = workspace.image(index, variant)
-    with workspace.lock:
-        model = workspace.model(epoch, progress=scaled(progress, 0.0, 0.1))
-        shape = activations.single(model, image, [layer])[layer].shape
-        mode = embedding.feature_mode(tuple(shape), features)
-        reduction, reduced = embedding.layer_reduction(model, dataset, layer, mode, progress=scaled(progress, 0.1, 0.9))
-        if variant:
-            vector = embedding.features_of(model, image[None], layer, mode)
-            query = reduction.transform(vector).astype(np.float32) if reduction is not None else vector
-            exclude = None
-        else:
-            query, exclude = reduced[int(index)][None], np.array([int(index)])
-    progress(0.9, "searching the nearest neighbours")
-    indices, distances = nearest(reduced, query, int(k), device=workspace.device, exclude=exclude)
-    return {"index": int(index), "indices": indices[0], "distances": distances[0],
-            "labels": dataset.labels[torch.as_tensor(indices[0])].numpy(), "mode": mode,
-            "dimensions": int(reduced.shape[1]),
-            # A derived image has no thumbnail of its own: it travels with the answer. A data-set image has a label.
-            "image": image.float().cpu().numpy() if variant else None,
-            "label": None if variant else int(dataset.labels[int(index)])}

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from compute.cache import cache_dir, tensor_fingerprint
-from compute.data import DataError, Dataset, Preprocessing, uint8_to_float
+from compute.dataset import Dataset, Preprocessing, uint8_to_float
+from compute.errors import DataError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_FILES = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch", "batches.meta"]

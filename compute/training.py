@@ -20,15 +20,10 @@ import torch
 
 from compute import models
 from compute.cache import cache_dir
-from compute.workspace import job
+from compute.errors import UserError
+from compute.specs.training import DEFAULT_RUN, DEFAULT_SETTINGS, LIMITS, MODEL, check_settings  # noqa: F401
+from compute.progress import Progress
 
-Progress = Callable[[float, str], None]
-MODEL = "digits-cnn"
-DEFAULT_RUN = "default"
-# The built-in model's own training (``models.train_digits_cnn``'s defaults).
-DEFAULT_SETTINGS = {"epochs": models.MODELS[MODEL].epochs, "lr": 3e-3, "width": 1.0, "seed": 0}
-# What a run may ask for: enough to compare settings, small enough to train on a CPU in minutes.
-LIMITS = {"epochs": (1, 50), "lr": (1e-5, 1.0), "width": (0.125, 4.0), "seed": (0, 2**31 - 1)}
 
 
 @dataclass(frozen=True)
@@ -53,16 +48,6 @@ class Run:
 
 def runs_dir() -> Path:
     return cache_dir() / "checkpoints" / MODEL / "runs"
-
-
-def check_settings(epochs: int, lr: float, width: float, seed: int) -> dict:
-    """The settings as plain numbers; ValueError naming the allowed range of the first one out of range."""
-    settings = {"epochs": int(epochs), "lr": float(lr), "width": float(width), "seed": int(seed)}
-    for key, value in settings.items():
-        low, high = LIMITS[key]
-        if not low <= value <= high:
-            raise ValueError(f"{key} must be between {low:g} and {high:g}, not {value:g}")
-    return settings
 
 
 def run_name(epochs: int, lr: float, width: float, seed: int) -> str:
@@ -108,7 +93,7 @@ def run_checkpoints(name: str | None = None, progress: Progress | None = None) -
     directory = runs_dir() / name
     if "/" in name or name.startswith(".") or (history := _read_history(directory)) is None:
         known = ", ".join(run.name for run in runs()) or "none yet"
-        raise ValueError(f"no completed training run {name!r}; runs: {known}")
+        raise UserError(f"no completed training run {name!r}; runs: {known}")
     return [models.Checkpoint(row["epoch"], directory / f"epoch_{row['epoch']:03d}.pt", row.get("test_accuracy"))
             for row in history["epochs"]]
 
@@ -167,24 +152,3 @@ def train_run(epochs: int = 10, lr: float = 3e-3, width: float = 1.0, seed: int 
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return name
-
-
-# ------------------------------------------------------------------------------------------ jobs (family: evolution)
-
-@job("evolution.train")
-def train_job(workspace, progress, epochs: int = 10, lr: float = 3e-3, width: float = 1.0, seed: int = 0) -> dict:
-    """Train the digits CNN with these settings as a named run (reused when it exists): {"run", "settings",
-    "test_accuracy": per epoch}."""
-    name = train_run(epochs, lr, width, seed, progress=progress, device=workspace.device)
-    found = next(r for r in runs() if r.name == name)
-    return {"run": name, "settings": found.settings, "test_accuracy": list(found.test_accuracy)}
-
-
-@job("evolution.runs")
-def runs_job(workspace, progress, asked: int | None = None) -> dict:
-    """The completed training runs: {"runs": [{"name", "settings", "test_accuracy"}, ...]}, the default first.
-
-    ``asked`` (when the page asked, ignored here) makes every listing its own request: the server shares the answers
-    of equal requests, and a listing must see runs trained since, in this tab or another."""
-    return {"runs": [{"name": r.name, "settings": r.settings, "test_accuracy": list(r.test_accuracy)}
-                     for r in runs()]}

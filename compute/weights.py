@@ -17,7 +17,7 @@ from torch import nn
 
 from compute import activations
 from compute.activations import LayerError
-from compute.workspace import Workspace, job
+from compute.layers import conv_layers
 
 MODES = ("auto", "rgb", "channel", "norm")
 # Spectra are sampled on at least this many frequencies per axis (the kernel zero-padded to it): a 3x3 kernel's own
@@ -27,11 +27,6 @@ SPECTRUM_SIZE = 16
 # (0.5). Half, not a quarter: a 3x3 kernel can only vary at periods >= 2 pixels, and a quarter of Nyquist (periods
 # >= 8 pixels) would leave even a Gaussian with most of its energy counted as "high".
 LOW_FREQUENCY_RADIUS = 0.25
-
-
-def conv_layers(model: nn.Module) -> list[str]:
-    """Names of the model's 2-D conv layers, in definition order: the layers whose kernels are images."""
-    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 def kernels(model: nn.Module, layer: str) -> torch.Tensor:
@@ -173,78 +168,4 @@ def summary(weights: torch.Tensor, mode: str = "auto", input_channel: int = 0) -
         "mean_smoothness": float(np.nanmean(per_filter)) if np.isfinite(per_filter).any() else math.nan,
         "diversity": diversity(weights),
         "input_channel_norms": input_channel_norms(weights),
-    }
-
-
-def _epochs(workspace: Workspace, progress) -> list[tuple[int | None, str]]:
-    """(epoch, label) of every saved state: each checkpoint of a built-in model, else untrained and loaded."""
-    from compute import models
-
-    source = workspace.source
-    if source.model in models.MODELS and source.checkpoint is None:
-        workspace.model(progress=progress)  # trains the built-in model on first use, writing its checkpoints
-        return [(c.epoch, f"epoch {c.epoch}") for c in models.checkpoints(source.model)]
-    return [(0, "untrained"), (None, "checkpoint")]
-
-
-def _or_nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _model_at(workspace: Workspace, epoch: int | None) -> nn.Module:
-    from compute import models
-
-    own = workspace.source.model in models.MODELS and workspace.source.checkpoint is None
-    if epoch == 0 and not own:
-        return workspace.untrained_model()
-    return workspace.model(epoch=epoch if own else None)
-
-
-@job("weights.kernels")
-def kernels_job(workspace: Workspace, progress, layer: str, epoch: int | None = None, mode: str = "auto",
-                input_channel: int = 0) -> dict:
-    """One checkpoint's kernels of ``layer``: see :func:`summary`, plus the layer, epoch and the conv layers."""
-    progress(0.0, f"reading the kernels of {layer}")
-    with workspace.lock:
-        model = _model_at(workspace, epoch)
-        weights = kernels(model, layer)
-    result = summary(weights, mode, input_channel)
-    result.update(layer=layer, epoch=epoch, conv_layers=conv_layers(model),
-                  noise_smoothness=noise_smoothness(max(weights.shape[2:])))
-    progress(1.0, f"kernels of {layer}")
-    return result
-
-
-@job("weights.evolution")
-def evolution_job(workspace: Workspace, progress, layer: str, mode: str = "auto", input_channel: int = 0) -> dict:
-    """The kernels of ``layer`` at every saved epoch, so a slider over epochs needs no further request.
-
-    Returns ``epochs`` (E,) (None for a loaded checkpoint), ``labels`` (E,), ``grids`` (E, out, kh, kw[, 3]),
-    ``smoothness`` (E, out), ``mean_smoothness`` (E,), ``diversity`` (E,), ``test_accuracy`` (E,) (NaN where
-    unknown), and ``mode``, ``shape``, ``noise_smoothness`` (what white noise would score).
-    """
-    from compute import models
-
-    progress(0.0, "listing the saved epochs")
-    states = _epochs(workspace, progress)
-    accuracy = {c.epoch: c.test_accuracy for c in models.checkpoints(workspace.source.model)} if states[-1][0] is not None else {}
-    rows = []
-    for step, (epoch, label) in enumerate(states):
-        with workspace.lock:
-            weights = kernels(_model_at(workspace, epoch), layer)
-        rows.append(summary(weights, mode, input_channel))
-        progress((step + 1) / len(states), f"kernels of {layer}: {label} ({step + 1}/{len(states)})")
-    return {
-        "layer": layer,
-        "epochs": [epoch for epoch, _ in states],
-        "labels": [label for _, label in states],
-        "mode": rows[0]["mode"],
-        "input_channel": rows[0]["input_channel"],
-        "shape": rows[0]["shape"],
-        "grids": np.stack([row["grid"] for row in rows]),
-        "smoothness": np.stack([row["smoothness"] for row in rows]),
-        "mean_smoothness": np.array([row["mean_smoothness"] for row in rows]),
-        "diversity": np.array([row["diversity"] for row in rows]),
-        "test_accuracy": np.array([_or_nan(accuracy.get(epoch)) for epoch, _ in states], dtype=float),
-        "noise_smoothness": noise_smoothness(max(rows[0]["shape"][2:])),
     }

@@ -1,91 +1,82 @@
 """The entry point that runs inside the compute process (a Dask worker): one named job, with progress and cancel.
 
 The web server submits :func:`execute` through Dask (``dashboard/service.py``); this module is the only compute
-code that knows about Dask. Progress and partial results travel back as worker events on :data:`PROGRESS_TOPIC`;
-cancellation comes as a Dask ``Event`` named after the submission, read at most every :data:`CANCEL_CHECK_S`
-seconds so that frequent progress reports stay cheap.
+code that knows about Dask, and it imports no torch until a job runs, so the web server can name it.
+Progress and partial results travel back as worker events on :data:`PROGRESS_TOPIC` (a partial result pickled:
+numpy arrays and plain values); cancellation comes as a Dask ``Event`` named after the submission, read at most
+every :data:`CANCEL_CHECK_S` seconds so that frequent progress reports stay cheap. Reports without a partial
+result are sent at most every :data:`REPORT_EVERY_S` seconds: long work reports at every step (its steps are where
+clicks go first), far more often than a progress bar needs.
 """
 from __future__ import annotations
 
+import logging
+import pickle
 import time
+import traceback
 from typing import Any
 
-from compute.workspace import USER_ERRORS, Cancelled, Source, run
+from compute.errors import Cancelled, JobFailed, UserError
 
 PROGRESS_TOPIC = "featurescope-progress"
 CANCELLED = "__cancelled__"
 USER_ERROR = "__user_error__"
+FAILED = "__failed__"
 CANCEL_CHECK_S = 0.2
+REPORT_EVERY_S = 0.1
+
+log = logging.getLogger("featurescope.jobs")
 
 
 def cancel_event_name(submission: str) -> str:
     return f"featurescope-cancel-{submission}"
 
 
-def execute(source: Source, name: str, params: dict, submission: str) -> Any:
+def execute(source, name: str, params: dict, submission: str) -> Any:
     """Run job ``name`` for ``source`` in this worker; report progress; stop early once cancelled.
 
     Returns the job's result, or ``{CANCELLED: True}`` when it was cancelled before it finished (a cancelled job is
-    not an error), or ``{USER_ERROR: error}`` for a mistake in the request that its message explains (a wrong layer,
-    a sample out of range): those are answers, not failures, so the worker log stays quiet about them. Anything
-    else raises and is logged where it happened.
+    not an error), ``{USER_ERROR: error}`` for a :class:`UserError` (an answer, not a failure: the log stays quiet),
+    or ``{FAILED: JobFailed}`` for anything else: a bug, logged here with its traceback, and sent as a type the web
+    server can read whatever library raised it.
     """
     from distributed import Event, get_worker
 
+    from compute.jobs.table import run
+    from compute.jobs.variants import plain
+
     worker = get_worker()
     cancel = Event(cancel_event_name(submission))
-    last_check = [0.0]
+    last_check, last_report = [0.0], [0.0]
     worker.log_event(PROGRESS_TOPIC, {"submission": submission, "started": time.time()})
 
     def progress(fraction: float, text: str, partial: dict | None = None) -> None:
-        message = {"submission": submission, "fraction": float(fraction), "text": str(text)}
-        if partial is not None:
-            message["partial"] = encode(partial)
-        worker.log_event(PROGRESS_TOPIC, message)
         now = time.monotonic()
+        if partial is not None or fraction >= 1.0 or now - last_report[0] >= REPORT_EVERY_S:
+            last_report[0] = now
+            message = {"submission": submission, "fraction": float(fraction), "text": str(text)}
+            if partial is not None:
+                message["partial"] = pickle.dumps(plain(partial), protocol=pickle.HIGHEST_PROTOCOL)
+            worker.log_event(PROGRESS_TOPIC, message)
         if now - last_check[0] >= CANCEL_CHECK_S:
             last_check[0] = now
             if cancel.is_set():
                 raise Cancelled(name)
 
     try:
-        return run(source, name, params, progress)
+        return plain(run(source, name, params, progress))
     except Cancelled:
         return {CANCELLED: True}
-    except USER_ERRORS as error:
+    except UserError as error:
         return {USER_ERROR: error}
+    except Exception as error:  # a bug: its traceback belongs in this process's log, the page says it went wrong
+        log.error("job %s failed (parameters %r)", name, params, exc_info=True)
+        return {FAILED: JobFailed(name, type(error).__name__, str(error), traceback.format_exc())}
 
 
-def encode(value: Any) -> Any:
-    """Numpy arrays (and numbers) inside dicts and lists, made msgpack-safe for a worker event: an array becomes
-    {"__ndarray__": bytes, "dtype", "shape"}. :func:`decode` undoes it."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(key): encode(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode(item) for item in value]
-    if hasattr(value, "detach"):  # a tensor
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        array = np.ascontiguousarray(value)
-        return {"__ndarray__": array.tobytes(), "dtype": array.dtype.str, "shape": list(array.shape)}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def decode(value: Any) -> Any:
-    """The inverse of :func:`encode`."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        if "__ndarray__" in value:
-            return np.frombuffer(value["__ndarray__"], dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
-        return {key: decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [decode(item) for item in value]
-    return value
+def decode_partial(payload: bytes) -> Any:
+    """The partial result a progress event carries (see :func:`execute`)."""
+    return pickle.loads(payload)
 
 
 def process_facts() -> dict:

@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 
-from compute import embedding, models
+from compute.specs import embedding, models
 from dashboard.config import AppConfig
 
 CLUSTER_ENV = "DASK_SCHEDULER_ADDRESS"  # Dask's own variable for a running cluster
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = check_port(config.host, config.port)
     if problem:
         return fail(problem)
-    from compute.cache import set_cache_dir
+    from compute.paths import set_cache_dir
     from dashboard.service import ComputeService
     from dashboard.views.context import ERRORS_FOR_USERS, Meta
 

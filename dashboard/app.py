@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -24,6 +25,15 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 AUDIT_ENV = "FEATURESCOPE_AUDIT"
 SECTION = "view-section"
 PRECOMPUTE_MAX_IMAGES = 5_000
+
+HEARTBEAT = "heartbeat"
+HEARTBEAT_MS = 20_000  # a visible page says it is open this often; the service forgets one silent for SESSION_TTL_S
+# Only a page someone can see beats: a hidden tab's panels are released after the time-to-live, as a closed one's.
+VISIBLE_BEAT = """
+function(n) {
+    return document.visibilityState === 'hidden' ? window.dash_clientside.no_update : n;
+}
+"""
 
 SHOW_OPEN_VIEWS = """
 function(open, ids) {
@@ -68,6 +78,7 @@ def _page(context: ViewContext):
         return html.Div([
             dcc.Location(id=URL, refresh=False),
             dcc.Store(id=SESSION, data=uuid.uuid4().hex),  # one per page load: the service's holder of its jobs
+            dcc.Interval(id=HEARTBEAT, interval=HEARTBEAT_MS), dcc.Store(id=f"{HEARTBEAT}-visible"),
             dcc.Store(id=SELECTION, data=None),
             dcc.Store(id=HIGHLIGHT, data=None),
             _header(context),
@@ -85,30 +96,21 @@ _modules_built: dict[str, int] = {}
 
 
 def start_audit() -> None:
-    """With $FEATURESCOPE_AUDIT set, count every nn.Module built in this process from now on (call it first): the
-    tests' proof, read at /_featurescope/audit, that the web server never loads a model or touches CUDA."""
-    if not os.environ.get(AUDIT_ENV) or _modules_built:
-        return
-    import torch
-
-    _modules_built["count"] = 0
-    original = torch.nn.Module.__init__
-
-    def counting_init(self, *args, **kwargs):
-        _modules_built["count"] += 1
-        original(self, *args, **kwargs)
-
-    torch.nn.Module.__init__ = counting_init
+    """With $FEATURESCOPE_AUDIT set, serve /_featurescope/audit (call it first): the tests' proof that the web server
+    never imports torch, so it never loads a model or touches CUDA."""
+    if os.environ.get(AUDIT_ENV):
+        _modules_built["count"] = 0
 
 
 def _audit_route(app: dash.Dash, service: ComputeService) -> None:
-    import torch
-
     @app.server.route("/_featurescope/audit")
     def audit():
         facts = list(service.worker_facts().values())
-        return {"modules_built": _modules_built["count"], "cuda_initialized": torch.cuda.is_initialized(),
-                "pid": os.getpid(), "workers": [worker["pid"] for worker in facts], "worker_facts": facts}
+        torch = sys.modules.get("torch")  # never imported here, unless something broke the rule
+        return {"torch_imported": torch is not None, "modules_built": 0 if torch is None else -1,
+                "cuda_initialized": bool(torch is not None and torch.cuda.is_initialized()),
+                "pid": os.getpid(), "workers": [worker["pid"] for worker in facts], "worker_facts": facts,
+                "service": service.census()}
 
 
 def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.Dash:
@@ -119,7 +121,7 @@ def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.D
                     suppress_callback_exceptions=True)  # attribution graphs are created by callbacks
     if _modules_built:
         _audit_route(app, service)
-    context = ViewContext(config, service, meta)
+    context = ViewContext(config, service, meta, VIEWS)
     app.layout = links.restoring(_page(context), context)  # a link opens the view it names
     for view in VIEWS:
         view.register(app, context)
@@ -131,6 +133,12 @@ def create_app(config: AppConfig, service: ComputeService, meta: Meta) -> dash.D
                             explore.background_requests(meta.layers, meta.default_layer, config.embedding)])
     links.register(app, context, _page(context))  # the URL follows the view; back/forward; copy link
     thumbnails.register(app, context)  # /_featurescope/thumbnail/...: small PNGs of images and uploads
+    app.clientside_callback(VISIBLE_BEAT, Output(f"{HEARTBEAT}-visible", "data"), Input(HEARTBEAT, "n_intervals"))
+
+    @app.callback(Input(f"{HEARTBEAT}-visible", "data"), State(SESSION, "data"))
+    def heartbeat(_beat, session):
+        service.touch(session)
+
     app.clientside_callback(SHOW_OPEN_VIEWS, Output({"type": SECTION, "name": ALL}, "style"),
                             Input(OPEN_VIEWS, "value"), State({"type": SECTION, "name": ALL}, "id"))
     return app

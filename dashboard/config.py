@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compute.workspace import Source
+from compute.specs.source import Source
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,27 @@
 """The only door to the compute process: submit a named job, follow its progress, get its result.
 
-The web server holds no model and never touches CUDA. Model work runs in a long-lived compute process, a Dask
-worker (one per device), which loads each model and data set once (``compute/workspace.py``). Dask starts it with
-the ``spawn`` method, so nothing that touched CUDA or an OpenMP team is ever forked; its nanny starts a new one when
-it dies. ``ComputeService.start(source, address=...)`` uses a cluster that already runs instead (a lab's GPUs).
+The web server holds no model, never touches CUDA and does not import torch. Model work runs in a long-lived compute
+process, a Dask worker (one per device), which loads each model and data set once (``compute/jobs/workspace.py``).
+Dask starts it with the ``spawn`` method, so nothing that touched CUDA or an OpenMP team is ever forked; its nanny
+starts a new one when it dies. ``ComputeService.start(source, address=...)`` uses a cluster that already runs
+instead (a lab's GPUs).
 
-Jobs behave:
+Jobs behave, for a class of thirty as for one person:
 - identical requests share one computation (the job key is the request's content), and every waiter gets it;
 - a session's new request for the same panel (its *slot*) releases the previous one; a job nobody waits for any
   more is cancelled (its next progress report raises ``Cancelled`` in the compute process);
-- a job whose compute process died reports it, and a retry starts it again on the new process.
+- interactive jobs start at once; long jobs (``compute.specs.jobs.LANES``) take turns (``dashboard/admission.py``):
+  a few run at once, the next from the session served longest ago, and a waiting panel says its place in line; a
+  session holds at most ``LONG_PER_SESSION`` long jobs, a new one releasing its oldest. In the compute process a
+  long job hands the device to interactive work between its steps (``compute/jobs/lanes.py``);
+- a page that stops asking (closed, or its computer asleep) is forgotten after ``SESSION_TTL_S``: its jobs are
+  released; finished results are kept up to ``RESULTS_BYTES``, the least recently used going first;
+- a job whose compute process died reports it, and a retry starts it again on the new process; a job that failed
+  for a bug reports it as such (``compute.errors.JobFailed``, the traceback in the compute process's log).
 """
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import json
 import logging
@@ -26,14 +33,34 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from compute.worker import CANCELLED, PROGRESS_TOPIC, USER_ERROR, cancel_event_name, decode, execute, process_facts
-from compute.workspace import Source
+from compute.specs.jobs import LONG, lane_of
+from compute.specs.source import Source
+from compute.worker import (CANCELLED, FAILED, PROGRESS_TOPIC, USER_ERROR, cancel_event_name, decode_partial,
+                            execute, process_facts)
+from dashboard.admission import FairQueue, place_text
 
 log = logging.getLogger("featurescope.service")
-RESULTS_KEPT = 512  # finished results kept in the server for re-rendering (display options) without a round trip
+RESULTS_BYTES = 256 * 1024**2  # finished results kept in the server for re-rendering without a round trip
+RESULTS_KEPT = 2_048  # and at most this many (many tiny results cost bookkeeping, not bytes)
 QUIET_S = 5.0  # background work waits this long after the last user request
 REQUESTS_KEPT = 4_096  # (name, params) of the latest keys asked for: small dicts, bounded all the same
 BACKGROUND = ("background", "precompute")  # the holder of background work: every user request comes first
+LONG_PER_SESSION = 3  # long jobs one session may hold at once; a new one releases its oldest
+SESSION_TTL_S = 60.0  # a session that asked nothing for this long (its page closed) has its jobs released
+JANITOR_S = 5.0  # how often forgotten sessions are looked for
+
+
+def result_bytes(value: Any) -> int:
+    """Roughly how much memory a result holds: its arrays' and byte strings' sizes, a little for the rest."""
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    if isinstance(value, dict):
+        return 64 + sum(result_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return 64 + sum(result_bytes(item) for item in value)
+    return 32
 
 
 class ComputeProcessDied(RuntimeError):
@@ -59,6 +86,10 @@ class JobState:
     result: Any = None
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    params: dict = field(default_factory=dict)
+    long: bool = False  # a long job: it waits for its turn (``queued``) before it is submitted
+    queued: bool = False
+    size: int = 0  # result_bytes of the result, once finished
 
     @property
     def handover_s(self) -> float | None:
@@ -78,6 +109,7 @@ class Status:
     result: Any = None
     error: BaseException | None = None
     revision: int = 0  # of ``partial``
+    queued: bool = False  # a long job waiting for its turn (``text`` says its place in line)
 
 
 def compute_process_environ(dask_environ: dict) -> dict:
@@ -104,31 +136,46 @@ def job_key(source: Source, name: str, params: dict) -> str:
 class ComputeService:
     """A client of the compute cluster for one :class:`Source`, shared by every request thread of the server."""
 
-    def __init__(self, client, source: Source, cluster=None):
+    def __init__(self, client, source: Source, cluster=None, long_slots: int | None = None,
+                 session_ttl_s: float = SESSION_TTL_S, results_bytes: int = RESULTS_BYTES,
+                 janitor_s: float = JANITOR_S):
         self.client = client
         self.source = source
         self.cluster = cluster
+        self.session_ttl_s = session_ttl_s
+        self.results_bytes = results_bytes
         self._lock = threading.RLock()
         self._news = threading.Condition(self._lock)  # notified when a job ends or sends a partial result
         self._jobs: dict[str, JobState] = {}
         self._by_submission: dict[str, JobState] = {}
         self._finished: "OrderedDict[str, JobState]" = OrderedDict()
+        self._finished_bytes = 0
         self._slots: dict[tuple, str] = {}
+        self._sessions: dict[Any, float] = {}  # session -> time.monotonic() it last asked anything
+        self._long_holders: dict[Any, "OrderedDict[tuple, str]"] = {}  # session -> its holders of long jobs, oldest first
+        if long_slots is None:
+            try:
+                long_slots = max(1, len(client.scheduler_info().get("workers", {})))
+            except Exception:  # a client without a scheduler (tests of callbacks): one slot
+                long_slots = 1
+        self._queue = FairQueue(long_slots)
         # What each key asked for, kept longer than results: the export and "show code" name the job and its
         # parameters, and ask again (a cache read in the compute process) for a result no longer held here.
         self._requests: "OrderedDict[str, tuple[str, dict]]" = OrderedDict()
         self._last_user_request = 0.0  # time.time() of the last request not from background work
+        self._closed = threading.Event()
         client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
+        threading.Thread(target=self._janitor, args=(janitor_s,), name="featurescope-janitor", daemon=True).start()
 
     # ------------------------------------------------------------------------------------------ start and stop
 
     @classmethod
     def start(cls, source: Source, address: str | None = None, processes: bool = True,
-              threads_per_worker: int = 4) -> "ComputeService":
+              threads_per_worker: int = 8, **options) -> "ComputeService":
         """Connect to the cluster at ``address``, or start a local one: one worker process, ``spawn``-ed.
 
         ``processes=False`` runs the worker as threads of this process (tests of callbacks only: the server must
-        then hold models, which the real app never does).
+        then hold models, which the real app never does). ``options`` go to the service (``long_slots``, ...).
         """
         import dask
         from distributed import Client, LocalCluster
@@ -143,15 +190,18 @@ class ComputeService:
             "distributed.worker.daemon": False,  # lets a job start its own worker processes (image decoding)
         })
         if address:
-            return cls(Client(address, timeout="20s"), source)
+            return cls(Client(address, timeout="20s"), source, **options)
+        # Threads: the interactive jobs of a class at once, plus the long ones admitted (they step aside for the
+        # interactive ones at every step, in the compute process).
         cluster = LocalCluster(n_workers=1, threads_per_worker=threads_per_worker, processes=processes,
                                host="127.0.0.1",
                                # Dask's scheduler always serves HTTP (health, metrics): a free local port, not 8787.
                                dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
-        return cls(Client(cluster), source, cluster)
+        return cls(Client(cluster), source, cluster, **options)
 
     def close(self, quietly: bool = False) -> None:
         """Stop the client and the local cluster; ``quietly`` keeps Dask's shutdown notes out of a one-line error."""
+        self._closed.set()
         if quietly:
             logging.getLogger("distributed").setLevel(logging.CRITICAL)
         try:
@@ -164,6 +214,41 @@ class ComputeService:
         """pid, CUDA state and threads of each compute process (address -> facts)."""
         return self.client.run(process_facts)
 
+    # ------------------------------------------------------------------------------------------ sessions
+
+    def touch(self, session) -> None:
+        """The page of ``session`` is still open (every request of it says so; the page's heartbeat too)."""
+        if session is None or session == BACKGROUND[0]:
+            return
+        with self._lock:
+            self._sessions[session] = time.monotonic()
+
+    def forget_session(self, session) -> None:
+        """Release every job of ``session`` (its page closed): those nobody else waits for are cancelled."""
+        with self._lock:
+            for holder in [holder for holder in self._slots if holder[0] == session]:
+                self._release(self._slots.pop(holder), holder)
+            self._sessions.pop(session, None)
+            self._long_holders.pop(session, None)
+
+    def census(self) -> dict:
+        """What the server holds now: sessions, slots, jobs running and waiting, finished results and their bytes."""
+        with self._lock:
+            return {"sessions": len(self._sessions), "slots": len(self._slots),
+                    "running": sum(1 for job in self._jobs.values() if not job.queued),
+                    "queued": sum(1 for job in self._jobs.values() if job.queued),
+                    "results": len(self._finished), "result_bytes": self._finished_bytes,
+                    "requests": len(self._requests)}
+
+    def _janitor(self, every_s: float) -> None:
+        while not self._closed.wait(every_s):
+            deadline = time.monotonic() - self.session_ttl_s
+            with self._lock:
+                gone = [session for session, seen in self._sessions.items() if seen < deadline]
+            for session in gone:
+                log.info("session %s asked nothing for %.0f s: its jobs are released", session, self.session_ttl_s)
+                self.forget_session(session)
+
     # ------------------------------------------------------------------------------------------ jobs
 
     def submit(self, name: str, params: dict, holder: tuple | None = None, retry: bool = False) -> str:
@@ -173,6 +258,8 @@ class ComputeService:
         """
         key = job_key(self.source, name, params)
         with self._lock:
+            if holder is not None:
+                self.touch(holder[0])
             if holder != BACKGROUND:
                 self._last_user_request = time.time()
             self._requests[key] = (name, copy.deepcopy(params))
@@ -191,11 +278,13 @@ class ComputeService:
                 self._forget(job)
                 job = None
             if job is None:
-                job = self._start(key, name, params)
+                job = self._create(key, name, params, holder)
             elif key in self._finished:
                 self._finished.move_to_end(key)  # most recently used last: the oldest results go first
             if holder is not None and job.state == "running":
                 job.holders.add(holder)
+                if job.long and holder != BACKGROUND:
+                    self._limit_long_jobs(holder, key)
         return key
 
     def release(self, holder: tuple) -> None:
@@ -213,11 +302,16 @@ class ComputeService:
     def current(self, holder: tuple) -> str | None:
         """The key of the job ``holder`` asked for last (None when it holds none)."""
         with self._lock:
+            self.touch(holder[0])
             return self._slots.get(holder)
 
     def status(self, key: str) -> Status:
         with self._lock:
             job = self._jobs.get(key) or self._finished.get(key)
+            if job is not None and job.queued:
+                place = self._queue.place(job.submission)
+                text = f"waiting for its turn: {place_text(*place)}" if place else "waiting for its turn"
+                return Status(job.key, "running", 0.0, text, None, None, None, job.revision, queued=True)
         if job is None:
             return Status(key, "missing", text="this result is no longer held; it will be computed again")
         if job.finished.is_set() and job.state == "running":
@@ -288,19 +382,62 @@ class ComputeService:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _start(self, key: str, name: str, params: dict) -> JobState:
-        submission = f"{key}-{uuid.uuid4().hex[:8]}"
-        job = JobState(key=key, name=name, submission=submission)
+    def _create(self, key: str, name: str, params: dict, holder: tuple | None) -> JobState:
+        """A new job: submitted at once if interactive, else in line for its turn."""
+        job = JobState(key=key, name=name, submission=f"{key}-{uuid.uuid4().hex[:8]}", params=params,
+                       long=lane_of(name) == LONG)
         self._jobs[key] = job
-        self._by_submission[submission] = job
-        # A unique Dask key per submission: a cancelled task that is still unwinding is never reused for a new one.
-        job.future = self.client.submit(execute, self.source, name, params, submission, key=submission, pure=False)
-        job.future.add_done_callback(lambda _future: self._finish(job))
+        if not job.long:
+            self._submit(job)
+            return job
+        job.queued, job.text = True, "waiting for its turn"
+        self._by_submission[job.submission] = job
+        # The queue knows a job by its submission: a cancelled run of a key ending late must not end a new one's turn.
+        self._queue.add(job.submission, name, holder[0] if holder else None)
+        self._admit()
         return job
+
+    def _submit(self, job: JobState) -> None:
+        job.submitted = time.time()  # for a long job: when its turn came
+        self._by_submission[job.submission] = job
+        # A unique Dask key per submission: a cancelled task that is still unwinding is never reused for a new one.
+        job.future = self.client.submit(execute, self.source, job.name, job.params, job.submission,
+                                        key=job.submission, pure=False)
+        job.future.add_done_callback(lambda _future: self._finish(job))
+
+    def _admit(self) -> None:
+        """Start the waiting long jobs whose turn it is (the caller holds the lock)."""
+        for submission in self._queue.next_to_start():
+            job = self._by_submission.get(submission)
+            self._queue.started(submission)
+            if job is None or not job.queued:  # released while waiting
+                self._queue.ended(submission, completed=False)
+                continue
+            job.queued, job.text = False, "waiting for the compute process"
+            self._submit(job)
+
+    def _limit_long_jobs(self, holder: tuple, key: str) -> None:
+        """Remember ``holder``'s long job; past LONG_PER_SESSION in its session, release the session's oldest."""
+        held = self._long_holders.setdefault(holder[0], OrderedDict())
+        held.pop(holder, None)
+        held[holder] = key
+        for other, other_key in list(held.items()):
+            if self._slots.get(other) != other_key or self._jobs.get(other_key) is None:
+                del held[other]  # that panel moved on, or its job ended
+        while len(held) > LONG_PER_SESSION:
+            oldest, oldest_key = held.popitem(last=False)
+            log.info("session %s holds more than %d long jobs: its oldest (%s) is released", holder[0],
+                     LONG_PER_SESSION, oldest_key)
+            if self._slots.get(oldest) == oldest_key:
+                del self._slots[oldest]
+            self._release(oldest_key, oldest)
 
     def _finish(self, job: JobState) -> None:
         job.finished.set()
         with self._news:
+            if job.long:
+                self._queue.ended(job.submission, completed=job.state == "running")
+                self._admit()
             self._news.notify_all()
 
     def _collect(self, job: JobState) -> None:
@@ -316,7 +453,9 @@ class ComputeService:
                 state = "cancelled"
             elif isinstance(result, dict) and USER_ERROR in result:
                 state, error, result = "error", result[USER_ERROR], None
-        except Exception as exc:  # the job's own error, or the compute process dying under it
+            elif isinstance(result, dict) and FAILED in result:
+                state, error, result = "error", result[FAILED], None
+        except Exception as exc:  # the compute process dying under it, or the cluster failing the task
             result, state, error = None, "error", self._explain(exc)
         with self._lock:
             if job.state != "running":
@@ -327,9 +466,22 @@ class ComputeService:
             job.future = None  # frees the result in the cluster; the server keeps its own copy
             self._jobs.pop(job.key, None)
             self._by_submission.pop(job.submission, None)
-            self._finished[job.key] = job
-            while len(self._finished) > RESULTS_KEPT:
-                self._finished.popitem(last=False)
+            self._keep(job)
+
+    def _keep(self, job: JobState) -> None:
+        """Keep a finished job's result, within RESULTS_BYTES and RESULTS_KEPT (least recently used out first)."""
+        self._discard_finished(job.key)
+        job.size = result_bytes(job.result)
+        self._finished[job.key] = job
+        self._finished_bytes += job.size
+        while self._finished and (self._finished_bytes > self.results_bytes or len(self._finished) > RESULTS_KEPT):
+            _key, oldest = self._finished.popitem(last=False)
+            self._finished_bytes -= oldest.size
+
+    def _discard_finished(self, key: str) -> None:
+        old = self._finished.pop(key, None)
+        if old is not None:
+            self._finished_bytes -= old.size
 
     @staticmethod
     def _explain(exc: BaseException) -> BaseException:
@@ -355,12 +507,16 @@ class ComputeService:
         from distributed import Event
 
         job.state, job.text = "cancelled", "cancelled"
+        was_queued, job.queued = job.queued, False
         self._forget(job)
-        self._finished[job.key] = job  # a late poll reads "cancelled"; a new request for it starts it again
+        self._keep(job)  # a late poll reads "cancelled"; a new request for it starts it again
         future = job.future
         job.future = None
         job.finished.set()
         self._news.notify_all()  # the caller holds the lock
+        if was_queued:  # it never reached the compute process
+            self._queue.remove(job.submission)
+            return
 
         def signal() -> None:  # off the request thread: two scheduler round trips
             try:
@@ -376,7 +532,7 @@ class ComputeService:
         if self._jobs.get(job.key) is job:
             del self._jobs[job.key]
         if self._finished.get(job.key) is job:
-            del self._finished[job.key]
+            self._discard_finished(job.key)
         self._by_submission.pop(job.submission, None)
 
     def _on_progress(self, event) -> None:
@@ -393,7 +549,9 @@ class ComputeService:
             # One bar per job, never backwards (a chain of steps inside a job maps into one scale).
             job.fraction = max(job.fraction, float(message.get("fraction", 0.0)))
             job.text = message.get("text", job.text)
+            if job.long:
+                self._queue.progressed(job.submission, job.fraction)
             if "partial" in message:
-                job.partial = decode(message["partial"])
+                job.partial = decode_partial(message["partial"])
                 job.revision += 1
                 self._news.notify_all()

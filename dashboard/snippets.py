@@ -3,16 +3,17 @@
 One table, keyed by view NAME, says in words what each of the view's jobs computes and which of its result's
 entries hold the figure's numbers; :func:`snippet` fills in the job's own parameters (the current settings) and the
 source (model, data, cache folder), so the code runs as written and returns the arrays the page shows. The code calls
-the same job the page called (``compute.workspace.run``; no Dash, no server), so it hits the same cache.
+the same job the page called (``compute.jobs.table.run``; no Dash, no server), so it hits the same cache.
 """
 from __future__ import annotations
 
+import dataclasses
 import pprint
 from typing import Any
 
 import numpy as np
 
-from compute.workspace import Source
+from compute.specs.source import Source
 
 # view NAME -> job name -> (what it computes, the result entries that hold the figure's numbers, most telling first)
 SNIPPETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
@@ -24,17 +25,17 @@ SNIPPETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
                                          ("maps", "untrained", "correlation"))},
     "inversion": {"inversion.reconstruct": ("the deconvnet / guided-backprop reconstruction from one channel",
                                             ("reconstruction", "image"))},
-    "maximize": {"maximize.run": ("images optimized to maximize the objective", ("images", "curves")),
-                 "maximize.layer": ("one optimized image per channel of the layer", ("images", "curves"))},
+    "maximize": {"maximize.run": ("images optimized to maximize the objective", ("images", "history", "values")),
+                 "maximize.layer": ("one optimized image per channel of the layer", ("images", "history", "values"))},
     "weights": {"weights.evolution": ("the layer's filters at every saved epoch",
                                       ("grids", "smoothness", "diversity"))},
     "channels": {"channels.stats": ("per channel over the data set: firing rate, mean, dead flags",
-                                    ("firing_rate", "mean", "dead")),
+                                    ("firing_rate", "mean_activation", "dead")),
                  "channels.top_images": ("the images that excite one channel most", ("indices", "values", "maps")),
                  "channels.dead_table": ("dead channels of every ReLU layer", ("rows",))},
     "evolution": {"evolution.embed": ("the embedding at every saved epoch, aligned", ("layouts", "epochs"))},
     "adversarial": {"adversarial.attack": ("the adversarial image and the predictions before and after",
-                                           ("adversarial", "perturbation", "probabilities")),
+                                           ("adversarial", "perturbation", "before", "after")),
                     "adversarial.smallest_epsilon": ("the smallest epsilon that flips the prediction", ("epsilon",)),
                     "adversarial.robustness": ("accuracy under attack over epsilon", ("epsilons", "accuracy"))},
     "neighbours": {"neighbours.nearest": ("the images nearest to the selected one in the layer's feature space",
@@ -60,10 +61,12 @@ def describe(value: Any) -> str:
 
 
 def _source_code(source: Source) -> str:
+    """``Source(...)`` with the model, the data and every setting the command line changed (weights, image size,
+    resize, checkpoint, device, ...): the same model on the same images as the dashboard."""
     defaults = Source()
     fields = {name: getattr(source, name) for name in ("model", "data")}
-    fields.update({name: getattr(source, name) for name in ("checkpoint", "device", "layer")
-                   if getattr(source, name) != getattr(defaults, name)})
+    fields.update({field.name: getattr(source, field.name) for field in dataclasses.fields(Source)
+                   if field.name not in fields and getattr(source, field.name) != getattr(defaults, field.name)})
     return "Source(" + ", ".join(f"{name}={value!r}" for name, value in fields.items()) + ")"
 
 
@@ -89,7 +92,7 @@ def snippet(view: str, job: str, params: dict, source: Source, result: dict | No
     if cache_dir:
         lines += ["import os", f"os.environ.setdefault('FEATURESCOPE_CACHE_DIR', {str(cache_dir)!r})  "
                   "# the dashboard's cache: its trained model and results"]
-    lines += ["from compute.workspace import Source, run", ""]
+    lines += ["from compute.jobs.table import run", "from compute.specs.source import Source", ""]
     arguments = pprint.pformat(params, width=100, sort_dicts=True)
     lines.append(f"result = run({_source_code(source)}, {job!r},")
     lines += ["             " + line for line in arguments.splitlines()]

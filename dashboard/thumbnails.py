@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 from flask import Response, abort, request
 
-from compute import images as image_jobs
+from compute.specs import images as image_sizes
 from compute import uploads
 
 log = logging.getLogger("featurescope.thumbnails")
@@ -37,12 +37,12 @@ STORE_KEY = "featurescope.thumbnails"
 
 def thumbnail_url(index: int, size: int = DEFAULT_SIZE) -> str:
     """The URL of data-set image ``index`` as a PNG thumbnail whose longer side is ``size`` pixels."""
-    return f"{ROUTE}/{int(index)}.png?size={image_jobs.clamp_size(size)}"
+    return f"{ROUTE}/{int(index)}.png?size={image_sizes.clamp_size(size)}"
 
 
 def upload_url(upload_id: str, size: int = DEFAULT_SIZE) -> str:
     """The URL of an uploaded image (by its id from ``compute.uploads.save``) as a PNG thumbnail."""
-    return f"{ROUTE}/upload/{upload_id}.png?size={image_jobs.clamp_size(size)}"
+    return f"{ROUTE}/upload/{upload_id}.png?size={image_sizes.clamp_size(size)}"
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -104,7 +104,7 @@ class ThumbnailStore:
         """The PNG of image ``index`` at ``size`` (IndexError when out of range)."""
         if not 0 <= index < self.count:
             raise IndexError(f"sample {index} is out of range: the data set has {self.count} images")
-        size = image_jobs.clamp_size(size)
+        size = image_sizes.clamp_size(size)
         cached = self._get((index, size))
         if cached is not None:
             return cached
@@ -124,7 +124,7 @@ class ThumbnailStore:
     def prefetch(self, indices, size: int = DEFAULT_SIZE) -> int:
         """Fetch the thumbnails of ``indices`` not yet held, exactly those, in jobs of up to 1,024; returns how many
         were fetched. Call it before drawing many scattered thumbnails of a large folder."""
-        size = image_jobs.clamp_size(size)
+        size = image_sizes.clamp_size(size)
         missing = sorted({int(i) for i in indices if 0 <= int(i) < self.count and self._get((int(i), size)) is None})
         for start in range(0, len(missing), PREFETCH_CHUNK):
             self._fetch(missing[start:start + PREFETCH_CHUNK], size)
@@ -133,7 +133,7 @@ class ThumbnailStore:
 
 def _size_argument() -> int:
     try:
-        return image_jobs.clamp_size(int(request.args.get("size", DEFAULT_SIZE)))
+        return image_sizes.clamp_size(int(request.args.get("size", DEFAULT_SIZE)))
     except ValueError:
         return DEFAULT_SIZE
 

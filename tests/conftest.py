@@ -40,9 +40,12 @@ def trained_model():
 def context(trained_model, cache_root):
     """What every view gets, as the app builds it, with the built-in model described by its compute job (run in
     this process: the view tests call request, job and render as plain functions, with no compute service)."""
-    from compute.workspace import run
+    from compute.jobs.table import run
     from dashboard.config import AppConfig
     from dashboard.views.context import Meta, ViewContext
 
     config = AppConfig(cache_dir=str(cache_root))
-    return ViewContext(config, service=None, meta=Meta.from_description(run(config.source(), "describe", {})))
+    from dashboard.views import VIEWS
+
+    return ViewContext(config, service=None, meta=Meta.from_description(run(config.source(), "describe", {})),
+                       views=VIEWS)

@@ -11,8 +11,9 @@ from torch import nn
 
 from compute import adversarial, embedding
 from compute.cache import CACHE_DIR_ENV
-from compute.params import Method
-from compute.workspace import Source, run
+from compute.specs.params import Method
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 EPSILON = 8 / 255
 
@@ -267,7 +268,7 @@ def test_attack_job_returns_the_panel_and_places_both_images_in_the_scatter(trai
         assert (result[when]["predicted"], result[when]["confidence"]) == top[0]
     assert result["before"]["predicted"] == result["label"]
     assert result["fooled"] == (result["after"]["predicted"] != result["label"])
-    from compute.workspace import workspace
+    from compute.jobs.workspace import workspace
 
     space = workspace(source)
     layout = embedding.layer_embedding(space.model(), space.dataset, "relu4", "pca", "flat")
@@ -325,6 +326,3 @@ def test_figures_show_both_predictions_the_magnification_and_the_epsilon_scale()
     np.testing.assert_allclose(curve.data[0].y, [0.0, 0.2, 0.6])
     assert list(curve.layout.xaxis.ticktext) == ["0/255", "4/255", "8/255"]
 
-    line, mark = figures.jump_traces((1.0, 2.0), (3.0, -1.0), label="adversarial: “3” 87%")
-    assert list(line.x) == [1.0, 3.0] and list(line.y) == [2.0, -1.0]
-    assert list(mark.x) == [3.0] and mark.marker.symbol == "star" and mark.marker.size >= 20

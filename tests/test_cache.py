@@ -356,7 +356,7 @@ def test_code_version_reaches_compute_functions_called_through_tables_and_module
         cache._digest = original
     functions = {line.split()[1] for line in pieces if line.startswith("function ")}
     # METHODS' entries, the helpers they call in another module, and the layer capture module.
-    for name in ("compute.attribution._occlusion_explain", "compute.gradients.smoothgrad",
+    for name in ("compute.attribution.occlusion_explain", "compute.gradients.smoothgrad",
                  "compute.gradients._gradient_batches", "compute.device.batch_size_for", "compute.layers.capture"):
         assert name in functions, name
     assert cache.code_version(embedding.layer_embedding.uncached) != cache.code_version(attribution.attribution_map.uncached)
@@ -367,7 +367,7 @@ def test_code_version_reaches_compute_functions_called_through_tables_and_module
 CODE_VERSIONS_OF_EVERY_CACHED_FUNCTION = """
 import json, sys
 import copyreg
-import compute.jobs  # every family module, so every memoized function is imported
+import compute.jobs.table  # every family module, so every memoized function is imported
 from compute import cache
 
 def versions():

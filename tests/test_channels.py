@@ -9,7 +9,8 @@ from torch import nn
 
 from compute import activations, channels
 from compute.cache import get_cache
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from components import channels as figures
 
 COUNT = 20
@@ -223,10 +224,3 @@ def test_top_images_figure_draws_each_image_with_its_map_and_index():
         shown = np.asarray(overlay.z, dtype=float)
         np.testing.assert_allclose(np.nan_to_num(shown), np.where(maps[k] > 0, maps[k], 0))  # only where it fires
     assert len(figures.top_images_figure(images, None, indices, values, "fc", 0).data) == 4
-
-
-def test_highlight_points_pick_the_gallery_images_in_the_scatter():
-    coords = np.arange(20, dtype=float).reshape(10, 2)
-    marker = figures.highlight_points(coords, np.array([3, 7]))
-    assert marker == {"x": [6.0, 14.0], "y": [7.0, 15.0], "customdata": [[3], [7]]}
-    assert figures.highlight_points(None, np.array([1])) == {"x": [], "y": [], "customdata": []}

@@ -9,6 +9,7 @@ from torch import nn
 from compute import activations, embedding
 from compute.cache import CACHE_DIR_ENV
 from compute.data import Dataset
+from compute.specs.params import Method
 
 
 def clusters(per_cluster: int = 50, dims: int = 20, count: int = 3, spread: float = 12.0, seed: int = 0):
@@ -265,7 +266,7 @@ def test_place_puts_training_images_near_their_own_points_and_new_images_between
 
 def test_place_says_so_for_an_embedding_that_cannot_place_points(tmp_path, monkeypatch):
     model, dataset = placing_setup(tmp_path, monkeypatch)
-    fixed = embedding.Method(lambda features, seed, progress: embedding.Fitted(features[:, :2].copy()), "Fixed")
+    fixed = Method(lambda features, seed, progress: embedding.Fitted(features[:, :2].copy()), "Fixed")
     monkeypatch.setitem(embedding.EMBEDDERS, "fixed", fixed)
     assert embedding.layer_embedding(model, dataset, "1", "fixed").shape == (120, 2)
     with pytest.raises(embedding.CannotPlace, match="Fixed cannot place new points"):
@@ -289,8 +290,8 @@ def test_tsne_grown_from_the_pca_layout_is_as_good_as_the_default_start_on_the_b
 
     features = embedding.layer_features(trained_model, digits, "relu2")
     labels = digits.labels.numpy()
-    today = embedding._fit_tsne(features, 0, None).coordinates  # openTSNE's own initialization="pca", as before
-    random_start = embedding._fit_tsne(features, 0, None, initialization="random").coordinates
+    today = embedding.fit_tsne(features, 0, None).coordinates  # openTSNE's own initialization="pca", as before
+    random_start = embedding.fit_tsne(features, 0, None, initialization="random").coordinates
     from_pca = embedding.fit(features, "tsne").coordinates
     scores = {name: (five_nearest_neighbour_accuracy(points, labels), trustworthiness(features, points, n_neighbors=5))
               for name, points in (("today", today), ("random", random_start), ("from_pca", from_pca))}

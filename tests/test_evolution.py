@@ -10,7 +10,8 @@ from torch import nn
 
 from components import evolution as figures
 from compute import evolution, models
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 
 def tiny_model(seed: int) -> nn.Module:

@@ -129,7 +129,7 @@ def export_app(context):
     service = _FakeService({key: _embedding_result()})
     app = dash.Dash(__name__)
     app.layout = dash.html.Div()
-    export.register(app, ViewContext(context.config, service, context.meta))
+    export.register(app, ViewContext(context.config, service, context.meta, context.views))
     return app, service, key, panel_results
 
 
@@ -157,14 +157,16 @@ def test_route_asks_again_for_a_result_no_longer_held(export_app):
 def test_number_links_list_only_open_views_with_results():
     from dashboard.views import export, panel_results
 
-    infos = panel_results.panels()
+    from dashboard.views import VIEWS
+
+    infos = panel_results.panels(VIEWS)
     stores = [None] * len(infos)
     names = [info.panel for info in infos]
     stores[names.index("scatter")] = {"key": "explore.scatter-" + "ab" * 12}
     stores[names.index("channels-stats")] = {"key": "channels.stats-" + "cd" * 12}
-    closed = str(export.number_links(stores, open_views=[]))
+    closed = str(export.number_links(VIEWS, stores, open_views=[]))
     assert "explore.scatter-abab" in closed and "channels.stats" not in closed
-    both = str(export.number_links(stores, open_views=["channels"]))
+    both = str(export.number_links(VIEWS, stores, open_views=["channels"]))
     assert "channels.stats-cdcd" in both and ".npz" in both and ".csv" in both
 
 

@@ -149,7 +149,7 @@ def test_dataset_features_streams_folders_into_the_cache_and_keeps_tensors_in_me
 def test_decoding_worker_processes_start_inside_the_real_compute_process(jpeg_folder, tmp_path):
     """The compute process is a Dask worker: daemonic by default, which forbids children. dashboard/service.py
     turns that off, so the folder pass there decodes with worker processes, not threads."""
-    from compute.workspace import Source
+    from compute.specs.source import Source
     from dashboard.service import ComputeService
 
     service = ComputeService.start(Source(model="resnet18", weights="random", data=str(jpeg_folder), image_size=32))

@@ -396,9 +396,22 @@ def test_top_k_figure_without_the_true_class_highlights_nothing():
 
 # ------------------------------------------------------------------------------------------ attribution
 
+def attribution_figure(values, image, title, display="heatmap", opacity=0.6):
+    """One method's single map as the attribution view draws it (the builder it calls, with the default spec)."""
+    return attribution.method_figure({"map": values}, list(attribution.DEFAULT_SPECS), image, title, display, opacity)
+
+
+def occlusion_figure(probability, drop, clean, image, class_name, display="heatmap"):
+    """Occlusion's result drawn by the attribution view's own path (its map specs come from the registry)."""
+    from dashboard.views import attribution as view
+
+    return view.method_figure({"probability": probability, "map": drop, "clean": clean}, "occlusion", image,
+                              "Occlusion", {"display": display, "opacity": 0.6}, class_name)
+
+
 def test_signed_attribution_uses_a_diverging_scale_centred_on_zero():
     values = np.array([[-0.5, 0.1], [0.2, 2.0]], dtype=np.float32)
-    figure = attribution.attribution_figure(values, np.zeros((1, 2, 2)), "saliency")
+    figure = attribution_figure(values, np.zeros((1, 2, 2)), "saliency")
     assert len(figure.data) == 1
     trace = figure.data[0]
     assert trace.colorscale == resolved_scale(theme.SIGNED_SCALE)
@@ -409,7 +422,7 @@ def test_signed_attribution_uses_a_diverging_scale_centred_on_zero():
 
 def test_unsigned_attribution_uses_a_sequential_scale_over_its_range():
     values = np.array([[0.0, 0.5], [1.5, 3.0]], dtype=np.float32)
-    trace = attribution.attribution_figure(values, np.zeros((1, 2, 2)), "saliency").data[0]
+    trace = attribution_figure(values, np.zeros((1, 2, 2)), "saliency").data[0]
     assert trace.colorscale == resolved_scale(theme.ATTRIBUTION_SCALE)
     assert (trace.zmin, trace.zmax) == (pytest.approx(0.0), pytest.approx(3.0))
 
@@ -417,7 +430,7 @@ def test_unsigned_attribution_uses_a_sequential_scale_over_its_range():
 def test_overlay_has_the_image_and_the_map_with_its_opacity():
     values = np.array([[-1.0, 1.0], [0.5, 0.0]], dtype=np.float32)
     image = np.random.default_rng(0).random((3, 2, 2))
-    figure = attribution.attribution_figure(values, image, "guided", display="overlay", opacity=0.4)
+    figure = attribution_figure(values, image, "guided", display="overlay", opacity=0.4)
     assert len(figure.data) == 2
     assert figure.data[0].type == "image"
     overlay = figure.data[1]
@@ -427,7 +440,7 @@ def test_overlay_has_the_image_and_the_map_with_its_opacity():
 
 
 def test_all_zero_attribution_builds_with_a_non_degenerate_scale():
-    figure = attribution.attribution_figure(np.zeros((3, 3)), np.zeros((1, 3, 3)), "flat")
+    figure = attribution_figure(np.zeros((3, 3)), np.zeros((1, 3, 3)), "flat")
     trace = figure.data[0]
     assert trace.zmin == 0.0 and trace.zmax > trace.zmin  # a zero-width range would leave the colour scale undefined
     assert np.asarray(trace.z).shape == (3, 3)
@@ -445,7 +458,7 @@ def occlusion_result(clean: float = 0.9):
 def test_occlusion_figure_shows_computes_own_arrays(display, traces):
     result = occlusion_result()
     image = np.random.default_rng(0).random((1, 2, 3))
-    figure = attribution.occlusion_figure(result["probability"], result["map"], result["clean"], image, "seven",
+    figure = occlusion_figure(result["probability"], result["map"], result["clean"], image, "seven",
                                           display=display)
     assert len(figure.data) == traces
     maps = [trace for trace in figure.data if trace.colorbar.tickformat]  # the image traces have no colour bar
@@ -465,7 +478,7 @@ def test_occlusion_figure_shows_computes_own_arrays(display, traces):
 def test_occlusion_drop_of_one_sign_still_has_a_diverging_scale_centred_on_zero():
     probability = np.full((2, 2), 0.2, dtype=np.float32)
     drop = np.array([[0.1, 0.3], [0.0, 0.2]], dtype=np.float32)
-    figure = attribution.occlusion_figure(probability, drop, 0.5, np.zeros((1, 2, 2)), "a")
+    figure = occlusion_figure(probability, drop, 0.5, np.zeros((1, 2, 2)), "a")
     assert figure.data[1].zmin == -figure.data[1].zmax == pytest.approx(-0.3)
     assert figure.data[1].colorscale == resolved_scale(theme.SIGNED_SCALE)
 
@@ -475,7 +488,7 @@ def test_near_zero_clean_probability_is_said_in_words():
     result = occlusion_result(clean=6.3e-10)
     result["probability"] = np.full((2, 3), 6.0e-10, dtype=np.float32)
     result["map"] = np.array([[4.6e-10, 1e-10, -5e-10], [0.0, 2e-10, -1e-11]], dtype=np.float32)
-    figure = attribution.occlusion_figure(result["probability"], result["map"], result["clean"], np.zeros((1, 2, 3)),
+    figure = occlusion_figure(result["probability"], result["map"], result["clean"], np.zeros((1, 2, 3)),
                                           "9")
     note = figure.layout.title.subtitle.text
     assert "p(9) is only 0.00000000063 on the clean image" in note and "tiny" in note
@@ -483,7 +496,7 @@ def test_near_zero_clean_probability_is_said_in_words():
     assert drop.zmin == -drop.zmax == pytest.approx(-5e-10)
     assert not drop.colorbar.tickformat.endswith("s")
     normal = occlusion_result(0.93)
-    ordinary = attribution.occlusion_figure(normal["probability"], normal["map"], normal["clean"], np.zeros((1, 2, 3)),
+    ordinary = occlusion_figure(normal["probability"], normal["map"], normal["clean"], np.zeros((1, 2, 3)),
                                             "9")
     assert "only" not in ordinary.layout.title.subtitle.text and "93.0%" in ordinary.layout.title.subtitle.text
 
@@ -616,8 +629,8 @@ def every_figure():
         "feature maps": images.feature_map_grid(rng.random((6, 3, 3)), title="conv"),
         "units": images.feature_map_grid(rng.random(10), title="fc"),
         "logits": images.feature_map_grid(rng.random(4), title="logits", class_names=CLASSES),
-        "attribution": attribution.attribution_figure(rng.normal(size=(2, 3)), np.zeros((1, 2, 3)), "s", "overlay"),
-        "occlusion": attribution.occlusion_figure(result["probability"], result["map"], result["clean"],
+        "attribution": attribution_figure(rng.normal(size=(2, 3)), np.zeros((1, 2, 3)), "s", "overlay"),
+        "occlusion": occlusion_figure(result["probability"], result["map"], result["clean"],
                                                   np.zeros((1, 2, 3)), "a"),
         "inversion": attribution.inversion_figure(rng.random((1, 3, 3)), rng.random((1, 3, 3)), "inv"),
     }

@@ -18,7 +18,9 @@ from compute.maximize import (OBJECTIVES, PARAMETERIZATIONS, REGULARIZERS, RUN_P
 from compute.maximize import transforms as T
 from compute.maximize.param import build as build_parameterization
 from compute.maximize.render import forward
-from compute.workspace import Cancelled, Source, run
+from compute.errors import Cancelled
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 DIGITS = (1, 32, 32)
 

@@ -7,7 +7,8 @@ import torch
 
 from compute import activations, embedding
 from compute.neighbours import nearest
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 
 def brute_force(features: np.ndarray, query: np.ndarray, k: int, exclude=None):

@@ -8,7 +8,7 @@ import torchvision
 from PIL import Image
 
 from compute import attribution, data
-from compute.workspace import run
+from compute.jobs.table import run
 from dashboard.config import AppConfig
 from dashboard.views import attribution as attribution_view
 from dashboard.views import details, explore

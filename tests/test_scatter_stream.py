@@ -13,7 +13,8 @@ import pytest
 
 from compute import embedding
 from compute.cache import get_cache
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import explore
 
 LAYER = "pool2"  # (32, 8, 8): flattened, pre-reduced to 50 dims

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from compute.workspace import Source
+from compute.specs.source import Source
 from dashboard.service import ComputeProcessDied, ComputeService, job_key
 
 
@@ -107,29 +107,28 @@ def test_a_dying_compute_process_is_reported_and_a_retry_succeeds(service):
     assert worker_pid(service) != pid
 
 
-def test_handover_to_the_compute_process_is_fast(service):
-    for _ in range(10):
-        service.run("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 1}, timeout=30)
-    times = sorted(service.handover_times())[-10:]
-    # The bench measures it (about 3 ms on an idle machine); this only guards against a regression such as a
-    # model load or a process start per job, with room for a busy machine.
-    assert times and sorted(times)[len(times) // 2] < 0.25
-
-
 def test_a_user_error_comes_back_as_itself(service):
-    with pytest.raises(IndexError, match="out of range"):
+    from compute.errors import UserError
+
+    with pytest.raises(UserError, match="out of range"):
         service.run("details.panels", {"index": 10**6, "layer": "relu2"}, timeout=120)
 
 
 def test_partial_results_with_arrays_reach_the_server(service):
     """A job's partial result (numpy arrays, as a live preview sends them) travels as a worker event and arrives
     as arrays (msgpack alone cannot carry them)."""
+    import pickle
+
     import numpy as np
+    import torch
 
-    from compute.worker import decode, encode
+    from compute.jobs.variants import plain
+    from compute.worker import decode_partial
 
-    preview = {"images": np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2), "history": [0.5, np.float32(1.5)]}
-    back = decode(encode(preview))
+    preview = {"images": np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2), "history": [0.5, np.float32(1.5)],
+               "tensor": torch.ones(2)}
+    back = decode_partial(pickle.dumps(plain(preview)))
+    assert isinstance(back["tensor"], np.ndarray)  # tensors travel as arrays: the server has no torch
     assert np.array_equal(back["images"], preview["images"]) and back["images"].dtype == np.uint8
     assert back["history"] == [0.5, 1.5]
     key = service.submit("diagnostics.count", {"tag": uuid.uuid4().hex, "steps": 40, "step_s": 0.05,
@@ -149,12 +148,10 @@ def test_a_wait_for_news_returns_with_each_newer_partial_result_not_at_its_timeo
                                                "preview": True})
     first = service.wait(key, 60, newer_than=0)
     assert first.state == "running" and first.revision >= 1 and first.partial is not None
-    start = time.perf_counter()
-    second = service.wait(key, 30, newer_than=first.revision)
-    took = time.perf_counter() - start
-    # The next step's partial comes 0.25 s later: the wait ends with it, far before its 30 s timeout.
+    second = service.wait(key, 60, newer_than=first.revision)
+    # The wait ended with the next step's partial, while the 10 s job still ran: not at its timeout, nor at the end.
+    assert second.state == "running"
     assert second.revision > first.revision and int(second.partial["step"][0]) > int(first.partial["step"][0])
-    assert took < 5, took
     # Without ``newer_than`` partials do not end a wait: only the timeout (or the end of the job) does.
     start = time.perf_counter()
     assert service.wait(key, 0.6).state == "running"

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard import snippets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def _run_in_fresh_interpreter(code: str, names: list[str], out: Path) -> None:
 def test_every_view_with_jobs_has_a_snippet_and_a_test_here():
     from dashboard.views import VIEWS, panel_results
 
-    assert {info.view for info in panel_results.panels()} <= set(snippets.SNIPPETS)
+    assert {info.view for info in panel_results.panels(VIEWS)} <= set(snippets.SNIPPETS)
     assert set(snippets.SNIPPETS) == set(REQUESTS)
     assert {view.NAME for view in VIEWS} >= set(snippets.SNIPPETS)
     for view, (job, _params) in REQUESTS.items():
@@ -96,6 +97,79 @@ def test_snippet_runs_in_a_fresh_interpreter_and_returns_the_views_arrays(view, 
     code = snippets.snippet(view, job, json.loads(json.dumps(params)), source, expected, str(cache_root))
     names = snippets.entries(view, job, expected)
     assert names, f"the snippet for {view} names no array"
+    out = tmp_path / "out.npz"
+    _run_in_fresh_interpreter(code, names, out)
+    from components.report import flatten
+
+    wanted = flatten({name: expected[name] for name in names})
+    got = np.load(out)
+    assert set(got.files) == set(wanted)
+    for name, array in wanted.items():
+        np.testing.assert_allclose(got[name], array, rtol=1e-5, atol=1e-6, err_msg=f"{view}: {name}")
+
+
+# ------------------------------------------------------------------------------------------ a researcher's options
+# The same snippets for a run with options that differ from every default (--model resnet18 --weights random
+# --data FOLDER --image-size 32 --resize 40), each checked against what a live compute process answers the page.
+
+FOLDER_REQUESTS = {
+    "explore": ("explore.scatter", {"layer": "layer3.0.relu", "method": "pca", "features": "auto"}),
+    "details": ("details.panels", {"index": 2, "layer": "layer2.0.relu_1"}),
+    "attribution": ("attribution.maps", {"index": 1, "methods": {"saliency": {}, "gradcam": {"layer": ""}},
+                                         "target": None}),
+    "inversion": ("inversion.reconstruct", {"index": 3, "layer": "layer1.0.conv1", "channel": 2,
+                                            "method": "guided_backprop"}),
+    "channels": ("channels.stats", {"layer": "layer1.0.relu", "k": 4}),
+    "weights": ("weights.evolution", {"layer": "conv1", "mode": "auto", "input_channel": 0}),
+    "adversarial": ("adversarial.attack", {"index": 4, "method": "pgd", "epsilon": 2 / 255, "steps": 3}),
+    "maximize": ("maximize.run", {"objective": ("class", 1), "steps": 4, "n": 2, "seed": 3}),
+    "neighbours": ("neighbours.nearest", {"index": 5, "layer": "avgpool", "features": "auto", "k": 4}),
+    "gallery": ("images.selection", {"indices": [0, 7, 3]}),
+    "upload": ("uploads.place", {"id": None, "layer": "avgpool", "method": "pca", "features": "auto"}),
+    "evolution": ("evolution.embed", {"layer": "relu1", "method": "pca", "run": "default"}),
+}
+
+
+@pytest.fixture(scope="module")
+def researcher(cache_root, tmp_path_factory):
+    """A live compute process on a random resnet18 over a small colour folder, every size option set."""
+    from PIL import Image
+
+    from dashboard.service import ComputeService
+
+    folder = tmp_path_factory.mktemp("snippet-folder")
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (folder / label).mkdir()
+        for k in range(6):
+            Image.fromarray(rng.integers(0, 255, (48, 56, 3), dtype=np.uint8)).save(folder / label / f"{k}.png")
+    source = Source(model="resnet18", weights="random", data=str(folder), image_size=32, resize=40)
+    service = ComputeService.start(source)
+    yield service, source
+    service.close()
+
+
+@pytest.mark.parametrize("view", sorted(FOLDER_REQUESTS))
+def test_snippet_with_non_default_options_returns_what_the_live_compute_process_answered(view, researcher, cache_root,
+                                                                                        tmp_path, trained_model):
+    service, source = researcher
+    job, params = FOLDER_REQUESTS[view]
+    if view == "upload":
+        params = {**params, "id": _saved_upload()}
+    if view == "evolution":  # only the built-in model has epochs: its own non-default options instead
+        from compute import training
+
+        source, params = Source(layer="relu1", device="cpu"), {**params, "run": training.DEFAULT_RUN}
+        expected = run(source, job, params)
+    else:
+        expected = service.run(job, params, timeout=600)
+    named = snippets.SNIPPETS[view][job][1]
+    assert set(named) <= set(expected), f"{view}: the snippet names entries the result does not have"
+    code = snippets.snippet(view, job, json.loads(json.dumps(params)), source, expected, str(cache_root))
+    for option in ("weights='random'", "image_size=32", "resize=40") if view != "evolution" else ("layer='relu1'",
+                                                                                                  "device='cpu'"):
+        assert option in code, f"{view}: the snippet drops {option}"
+    names = snippets.entries(view, job, expected)
     out = tmp_path / "out.npz"
     _run_in_fresh_interpreter(code, names, out)
     from components.report import flatten

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from compute import uploads
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard import thumbnails
 from dashboard.views.context import ViewContext
 
@@ -35,7 +36,7 @@ def served(context):
     app = dash.Dash(__name__)
     app.layout = dash.html.Div()
     service = InProcessService()
-    thumbnails.register(app, ViewContext(context.config, service, context.meta))
+    thumbnails.register(app, ViewContext(context.config, service, context.meta, context.views))
     return app.server.test_client(), service, app
 
 
@@ -76,16 +77,12 @@ def test_thumbnail_url_names_the_route(served, digits):
 
 def test_a_burst_of_500_thumbnails_costs_two_jobs(served):
     client, service, _ = served
-    started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         responses = list(pool.map(lambda i: client.get(f"/_featurescope/thumbnail/{i}.png?size=40"), range(500)))
-    elapsed = time.perf_counter() - started
     assert all(response.status_code == 200 for response in responses)
     thumbnail_jobs = [params for name, params in service.calls if name == "images.thumbnails"]
     assert len(thumbnail_jobs) == 2  # blocks 0..255 and 256..511
     assert thumbnail_jobs[0]["size"] == 40
-    print(f"500 thumbnails in a burst: {elapsed:.2f} s")
-    assert elapsed < 30
 
 
 def test_sizes_are_clamped_and_pictures_cached_by_the_browser(served):

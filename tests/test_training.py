@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from compute import models, training
-from compute.workspace import Cancelled, Source, run
+from compute.errors import Cancelled
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 OTHER = {"epochs": 2, "lr": 5e-3, "width": 0.5, "seed": 1}
 

@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from compute import uploads
-from compute.workspace import Source, run, workspace
+from compute.jobs.table import run
+from compute.jobs.workspace import workspace
+from compute.specs.source import Source
 from dashboard.views import upload as upload_view
 
 
@@ -169,3 +171,18 @@ def test_the_placed_upload_is_a_star_named_with_the_models_guess(context):
     assert "7 91%" in str(text)
     unplaced, text = upload_view.place_render(context)({**result, "point": None, "placement_message": "no"}, {"name": "x"})
     assert unplaced is None and "Not placed in the scatter: no" in str(text)
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_decoded(monkeypatch):
+    import base64
+
+    from dashboard.views import upload
+
+    def no_decoding(*_args, **_kwargs):
+        raise AssertionError("the upload was decoded")
+
+    monkeypatch.setattr(base64, "b64decode", no_decoding)
+    contents = "data:image/png;base64," + "A" * (40 * 1024**2)  # 30 MB once decoded
+    saved, message = upload.accept(contents, "big.png")
+    assert saved is None and "big.png is 30.0 MB; the limit is 10 MB" in str(message)
+

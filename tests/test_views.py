@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from compute import attribution, gradients
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import attribution as attribution_view
 from dashboard.views import details, explore, inversion
 from dashboard.views.context import error_message

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compute.workspace import Source, run, workspace
+from compute.jobs.table import run
+from compute.jobs.workspace import workspace
+from compute.specs.source import Source
 from components.adversarial import magnification, magnified
 from dashboard.views import adversarial as view
 from dashboard.views.context import sample_params

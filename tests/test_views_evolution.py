@@ -9,7 +9,8 @@ from dash import no_update
 
 from components import evolution as figures
 from compute import training
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import evolution as view
 from dashboard.views.panel import Message, Request
 

@@ -5,7 +5,8 @@ import numpy as np
 from dash import html
 
 from components import gallery as figures
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import gallery, neighbours
 from dashboard.views.context import ViewContext
 from dashboard.views.panel import Message

@@ -8,7 +8,9 @@ import pytest
 
 from compute import maximize
 from compute.maximize.transforms import suggested_transforms
-from compute.workspace import Cancelled, Source, run
+from compute.errors import Cancelled
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import maximize as view
 from dashboard.views.panel import Message, Request
 

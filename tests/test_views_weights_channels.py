@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.views import channels, weights
 from dashboard.views.panel import Message, Request
 

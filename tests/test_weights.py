@@ -10,7 +10,8 @@ from torch import nn
 
 from compute import weights
 from compute.activations import LayerError
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from components import weights as figures
 
 

@@ -2,8 +2,8 @@
 
 Small composable pieces: :mod:`.param` (how an image is parameterised), :mod:`.objectives` (what is maximised),
 :mod:`.transforms` (random transforms and regularizers), combined by the one loop in :mod:`.render`;
-:mod:`.quality` compares a result with the best image of the data set; :mod:`.jobs` registers the compute
-process's jobs ``maximize.run`` and ``maximize.layer``.
+:mod:`.quality` compares a result with the best image of the data set; :mod:`.results` runs a maximisation on a data
+set's image shape and returns it as plain arrays (cached), as the page shows it (``compute.jobs.maximize``).
 
     result = maximize(model, ("class", 3), steps=256, n=4, seed=0, image_shape=(1, 32, 32))
     result.images        # (4, 1, 32, 32) in [0, 1]
@@ -16,11 +16,11 @@ from compute.maximize.quality import best_in_data, ratios
 from compute.maximize.render import (MaximizeResult, image_shape_of, layer_objective, maximize, maximize_layer,
                                      resolve_settings)
 from compute.maximize.transforms import REGULARIZERS, TRANSFORMS, suggested_transforms
-from compute.maximize import jobs  # noqa: E402  (registers maximize.run and maximize.layer)
-from compute.maximize.jobs import RUN_PARAMS, preview  # noqa: E402
+from compute.maximize.results import cached_maximize, preview
+from compute.specs.maximize import RUN_PARAMS
 
 __all__ = [
-    "OBJECTIVES", "PARAMETERIZATIONS", "REGULARIZERS", "RUN_PARAMS", "TRANSFORMS", "jobs", "preview",
+    "OBJECTIVES", "PARAMETERIZATIONS", "REGULARIZERS", "RUN_PARAMS", "TRANSFORMS", "cached_maximize", "preview",
     "MaximizeResult", "best_in_data", "describe",
     "image_shape_of", "layer_objective", "magnitude_spectrum", "maximize", "maximize_layer", "ratios",
     "resolve_settings", "suggested_transforms",

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from compute.params import Method, Param
+from compute.specs.maximize import COMBINATIONS, OBJECTIVES, describe, item, normalize  # noqa: F401  (the table)
 
 LOGITS = "__logits__"  # key of the model's output in the dict an objective reads
 
@@ -112,67 +112,10 @@ def difference(first: Objective, second: Objective) -> Objective:
     return _combine(first, second, -1.0)
 
 
-# The table the UI reads. Combinations take two objectives as their arguments, so they have no number controls.
-OBJECTIVES: dict[str, Method] = {
-    "class": Method(class_logit, "class logit", (Param("target", "int", 0, "class", 0),),
-                    "the logit of one class (Yosinski et al.: the logit, not the probability)"),
-    "channel": Method(channel, "channel (spatial mean)", (
-        Param("layer", "layer", "", "layer"), Param("target", "int", 0, "channel", 0)),
-        "the mean over positions of one channel of any layer"),
-    "neuron": Method(neuron, "neuron (channel at one position)", (
-        Param("layer", "layer", "", "layer"), Param("target", "int", 0, "channel", 0),
-        Param("y", "int", 0, "row", 0), Param("x", "int", 0, "column", 0)),
-        "one channel at one position of a conv layer's map"),
-    "sum": Method(total, "sum of two", (), "two objectives at once"),
-    "difference": Method(difference, "difference of two", (), "the first objective but not the second"),
-}
-_COMBINATIONS = {"sum", "difference"}
-
-
-def normalize(spec: Any) -> tuple:
-    """A spec as nested tuples with per-image targets as tuples (JSON gives lists): a stable cache key."""
-    if not isinstance(spec, (list, tuple)) or not spec or spec[0] not in OBJECTIVES:
-        raise ValueError(f"an objective is a tuple naming one of {', '.join(OBJECTIVES)} first, got {spec!r}")
-    name, *arguments = spec
-    if name in _COMBINATIONS:
-        if len(arguments) != 2:
-            raise ValueError(f"{name!r} takes two objectives, got {len(arguments)}")
-        return (name, normalize(arguments[0]), normalize(arguments[1]))
-    expected = len(OBJECTIVES[name].params)
-    if len(arguments) != expected:
-        names = ", ".join(p.name for p in OBJECTIVES[name].params)
-        raise ValueError(f"{name!r} takes {expected} argument(s) ({names}), got {len(arguments)}: {spec!r}")
-    return (name, *[tuple(int(v) for v in a) if isinstance(a, (list, tuple)) else a for a in arguments])
-
-
 def build(spec: Any) -> Objective:
     """The :class:`Objective` of a tuple spec (see the module docstring)."""
     name, *arguments = normalize(spec)
-    if name in _COMBINATIONS:
+    if name in COMBINATIONS:
         return OBJECTIVES[name].function(build(arguments[0]), build(arguments[1]))
     arguments = [list(a) if isinstance(a, tuple) else a for a in arguments]
     return OBJECTIVES[name].function(*arguments)
-
-
-def describe(spec: Any, class_names: list[str] | None = None) -> str:
-    """A short human title: ``class 3``, ``conv2 ch 5``, ``conv2 ch 5 at (4, 4)``, ``class 3 − class 8``."""
-    name, *arguments = normalize(spec)
-    if name in _COMBINATIONS:
-        joiner = " + " if name == "sum" else " − "
-        return describe(arguments[0], class_names) + joiner + describe(arguments[1], class_names)
-    if name == "class":
-        target = arguments[0]
-        if class_names and isinstance(target, int) and 0 <= target < len(class_names):
-            return f"class {class_names[target]}"
-        return f"class {target}"
-    if name == "channel":
-        return f"{arguments[0]} ch {arguments[1]}"
-    return f"{arguments[0]} ch {arguments[1]} at ({arguments[2]}, {arguments[3]})"
-
-
-def item(spec: Any, index: int) -> tuple:
-    """The spec of image ``index`` alone (per-image target lists reduced to their ``index``-th entry)."""
-    name, *arguments = normalize(spec)
-    if name in _COMBINATIONS:
-        return (name, item(arguments[0], index), item(arguments[1], index))
-    return (name, *[a[index] if isinstance(a, tuple) else a for a in arguments])

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from compute.params import Method, Param
+from compute.specs.maximize import PARAMETERIZATIONS
 
 # Lucent's colour correlation (square root of ImageNet's colour covariance, columns normalised): optimising in this
 # decorrelated space keeps the three channels from fighting each other.
@@ -147,18 +147,6 @@ def center_tensor(center, channels: int, like: torch.Tensor) -> torch.Tensor:
     return values.expand(channels).reshape(channels, 1, 1).to(like)
 
 
-PARAMETERIZATIONS: dict[str, Method] = {
-    "fourier": Method(fourier, "decorrelated Fourier (Lucent)", (
-        Param("decay_power", "float", 1.0, "frequency decay", 0.0, 2.0, 0.1,
-              help="steps shrink as 1/frequency^this: higher gives smoother images"),
-        Param("init_scale", "float", 0.01, "initial noise", 0.0, 0.1, 0.005),
-    ), "Lucent's parameterization: a 1/f-scaled spectrum, colour-decorrelated for RGB, through a sigmoid"),
-    "maco": Method(magnitude_constrained, "magnitude-constrained Fourier (MACO)", (),
-                   "only the phase is optimised; the magnitude spectrum is fixed to the data set's (Fel et al. 2023)"),
-    "pixels": Method(pixels, "raw pixels", (
-        Param("init_noise", "float", 0.1, "initial noise", 0.0, 0.5, 0.01),
-    ), "the image itself, clamped to [0, 1] after each step (Yosinski et al. 2015)"),
-}
 
 
 def build(name: str, shape, generators, like, center=0.5, magnitude=None, **params) -> Parameterization:

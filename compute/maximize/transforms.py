@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from compute.params import Method, Param
+from compute.specs.maximize import REGULARIZERS, TRANSFORMS, suggested_transforms  # noqa: F401  (the tables)
 
 Draw = Callable[[], torch.Tensor]
 
@@ -81,36 +81,6 @@ def center_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The central ``height`` x ``width`` of each image (the model's input size after padding)."""
     top, left = (images.shape[2] - height) // 2, (images.shape[3] - width) // 2
     return images[:, :, top : top + height, left : left + width]
-
-
-@dataclass(frozen=True)
-class Transform(Method):
-    """A :class:`Method` with its kind: ``pad`` (edits the canvas) or ``geometric`` (returns matrices)."""
-
-    kind: str = "geometric"
-
-
-TRANSFORMS: dict[str, Transform] = {
-    "pad": Transform(pad, "pad", (Param("pixels", "int", 2, "pixels", 0, 64, 1),),
-                  "pad with the mean colour before the other transforms (cropped back afterwards)", kind="pad"),
-    "jitter": Transform(jitter, "jitter", (Param("pixels", "int", 1, "pixels", 0, 32, 1),),
-                     "random whole-pixel shift"),
-    "scale": Transform(scale, "scale", (Param("amount", "float", 0.05, "± fraction", 0.0, 0.5, 0.01),),
-                    "random zoom"),
-    "rotate": Transform(rotate, "rotate", (Param("degrees", "float", 5.0, "± degrees", 0.0, 45.0, 1.0),),
-                     "random rotation"),
-}
-
-
-def suggested_transforms(height: int, width: int) -> dict[str, dict]:
-    """Transforms at the model's own scale: Lucent's pad 12 / jitter 8 at 224 px, 2 / 1 at 32 px; never upsampling."""
-    side = max(height, width)
-    return {
-        "pad": {"pixels": max(1, round(side / 18))},
-        "jitter": {"pixels": max(1, round(side / 28))},
-        "scale": {"amount": 0.05 if side < 64 else 0.1},
-        "rotate": {"degrees": 5.0 if side < 64 else 10.0},
-    }
 
 
 # ------------------------------------------------------------------------------------------------ regularizers
@@ -175,28 +145,3 @@ def clip_small_contribution(images, gradient, step, center, percentile: float = 
     return torch.where(_below_percentile(contribution, percentile)[:, None], center.expand_as(images), images)
 
 
-@dataclass(frozen=True)
-class Regularizer(Method):
-    """A :class:`Method` with its kind: ``penalty`` (added to the loss) or ``projection`` (edits the image)."""
-
-    kind: str = "projection"
-
-
-REGULARIZERS: dict[str, Regularizer] = {
-    "decay": Regularizer(decay, "L2 decay", (Param("strength", "float", 0.01, "strength", 0.0, 0.5, 0.005),),
-                         "shrink towards the mean colour each step (Yosinski et al.)", kind="projection"),
-    "blur": Regularizer(blur, "blur every few steps", (
-        Param("every", "int", 4, "every (steps)", 1, 50, 1), Param("sigma", "float", 0.5, "sigma (px)", 0.0, 4.0, 0.1)),
-        "Gaussian blur every few steps (Yosinski et al.)", kind="projection"),
-    "clip_norm": Regularizer(clip_small_norm, "clip small-norm pixels", (
-        Param("percentile", "float", 10.0, "percentile", 0.0, 99.0, 1.0),),
-        "set the pixels closest to the mean colour to it (Yosinski et al.)", kind="projection"),
-    "clip_contribution": Regularizer(clip_small_contribution, "clip small-contribution pixels", (
-        Param("percentile", "float", 10.0, "percentile", 0.0, 99.0, 1.0),),
-        "set the pixels that matter least for the objective to the mean colour (Yosinski et al.)", kind="projection"),
-    "total_variation": Regularizer(total_variation, "total variation", (
-        Param("weight", "float", 1.0, "weight", 0.0, 100.0, 0.1),), "penalise differences between neighbours",
-        kind="penalty"),
-    "l2": Regularizer(l2_penalty, "L2 penalty", (Param("weight", "float", 1.0, "weight", 0.0, 100.0, 0.1),),
-                      "penalise distance from the mean colour", kind="penalty"),
-}

@@ -15,10 +15,11 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from components import adversarial as figures
 from components import controls, scatter, theme
-from compute.embedding import EMBEDDERS
-from dashboard.views import explore
-from dashboard.views.context import (HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext, selected_index, selected_variant,
-                                     share_mark)
+from compute.errors import UserError
+from compute.specs.adversarial import MAX_STEPS
+from compute.specs.embedding import EMBEDDERS
+from dashboard.views.context import (EMBEDDING, FEATURES, HIGHLIGHT, LAYER, OPEN_VIEWS, SELECTION, ViewContext,
+                                     selected_index, selected_variant, share_mark)
 from dashboard.views.links import Entry, Number, Pressed
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -46,7 +47,7 @@ ROBUSTNESS_RUN = "adversarial-robustness-run"
 ROBUSTNESS_FIGURE = "adversarial-robustness-figure"
 ROBUSTNESS_TEXT = "adversarial-robustness-text"
 
-DEFAULT_EPSILON, DEFAULT_STEPS, MAX_STEPS = 8, 10, 200
+DEFAULT_EPSILON, DEFAULT_STEPS = 8, 10
 URL_STATE = [Entry("attack.method", METHOD), Entry("attack.target", TARGET),
              Entry("attack.epsilon", EPSILON, kind=Number(0, 255, optional=True)),
              Entry("attack.steps", STEPS, kind=Number(1, MAX_STEPS, optional=True, integer=True)),
@@ -64,8 +65,8 @@ attack_panel = BackgroundPanel(
     outputs=[Output(FIGURE, "figure"), Output(TOP_K, "figure"), Output(SUMMARY, "children"), Output(MARK, "data"),
              Output(ATTACKED, "data")],
     inputs=[Input(SELECTION, "data"), Input(METHOD, "value"), Input(TARGET, "value"), Input(EPSILON, "value"),
-            Input(STEPS, "value"), Input(STEP_SIZE, "value"), Input(explore.LAYER, "value"),
-            Input(explore.EMBEDDING, "value"), Input(explore.FEATURES, "value")],
+            Input(STEPS, "value"), Input(STEP_SIZE, "value"), Input(LAYER, "value"),
+            Input(EMBEDDING, "value"), Input(FEATURES, "value")],
     view=NAME,
     idle_text="Click a point in the scatter to attack that image.",
 )
@@ -163,7 +164,7 @@ def _number(value, name: str) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} {value!r} is not a number") from None
+        raise UserError(f"{name} {value!r} is not a number") from None
 
 
 def attack_settings(method, target, epsilon, steps, step_size) -> dict | Message:

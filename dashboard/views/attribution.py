@@ -5,7 +5,7 @@ from dash import Input, Output, State, dcc, html
 
 from components import attribution as figures
 from components import controls, theme
-from compute import attribution
+from compute.specs import attribution
 from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
 from dashboard.views.links import Entry, Flag, Parity, method_entries
 from dashboard.views.method_panel import MethodPanel

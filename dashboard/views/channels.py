@@ -13,8 +13,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from components import channels as figures
 from components import controls, scatter, theme
-from dashboard.views import details, explore
-from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext
+from dashboard.views.context import FEATURE_MAPS, HIGHLIGHT, LAYER, OPEN_VIEWS, SELECTION, ViewContext
 from dashboard.views.links import Entry, LayerChannel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -40,7 +39,7 @@ URL_STATE = [Entry("channels.layer", LAYER), Entry("channels.channel", CHANNEL, 
 stats_panel = BackgroundPanel(
     "channels-stats",
     outputs=[Output(STATS, "figure"), Output(SUMMARY, "children"), Output(SHOWN_LAYER, "data")],
-    inputs=[Input(LAYER, "value"), Input(explore.LAYER, "value")],
+    inputs=[Input(LAYER, "value"), Input(LAYER, "value")],
     states=[State(CHANNEL, "data")],
     view=NAME,
 )
@@ -223,11 +222,11 @@ def register(app, context: ViewContext) -> None:
     gallery_panel.register(app, context, gallery_request, gallery_render)
     dead_panel.register(app, context, dead_request, dead_render)
 
-    @app.callback(Output(CHANNEL, "data"), Input(STATS, "clickData"), Input(details.FEATURE_MAPS, "clickData"),
-                  State(SHOWN_LAYER, "data"), State(explore.LAYER, "value"), prevent_initial_call=True)
+    @app.callback(Output(CHANNEL, "data"), Input(STATS, "clickData"), Input(FEATURE_MAPS, "clickData"),
+                  State(SHOWN_LAYER, "data"), State(LAYER, "value"), prevent_initial_call=True)
     def choose_channel(stats_click, maps_click, shown_layer, explore_layer):
         """A click on a bar names a channel of the chart's layer; one on a feature map, of the toolbar's layer."""
-        if ctx.triggered_id == details.FEATURE_MAPS:
+        if ctx.triggered_id == FEATURE_MAPS:
             return channel_from_click(maps_click, explore_layer) or no_update
         return channel_from_click(stats_click, shown_layer) or no_update
 

@@ -39,7 +39,7 @@ def code_blocks(context: ViewContext, stores: list, open_views: list | None) -> 
     """One titled block of code per panel result shown now (its job and settings), each with a copy button."""
     service, blocks = context.service, []
     cache_dir = context.config.cache_dir
-    for info, key in panel_results.current_jobs(stores, open_views):
+    for info, key in panel_results.current_jobs(context.views, stores, open_views):
         request = panel_results.request_of(service, key)
         if request is None:
             continue
@@ -59,7 +59,7 @@ def code_blocks(context: ViewContext, stores: list, open_views: list | None) -> 
 
 
 def register(app, context: ViewContext) -> None:
-    stores = panel_results.job_states()
+    stores = panel_results.job_states(context.views)
 
     @app.callback(Output(BLOCKS, "children"), Output(SHOW, "children"), Input(SHOW, "n_clicks"),
                   Input(OPEN_VIEWS, "value"), *[Input(state.component_id, "data") for state in stores])

@@ -12,7 +12,7 @@ from typing import Any
 from dash import Input, Output, State
 
 from components import controls
-from compute.workspace import USER_ERRORS
+from compute.errors import JobFailed, UserError
 from dashboard.config import AppConfig
 from dashboard.service import ComputeProcessDied, ComputeService
 
@@ -27,9 +27,15 @@ STATUS = "status-line"
 # "points": [[x, y, text], ...] (new points such as an adversarial image, drawn as stars),
 # "lines": [[x0, y0, x1, y1], ...] (e.g. from an image to its adversarial twin)}; None clears it.
 HIGHLIGHT = "scatter-highlight"
+# The scatter's controls, which every view that works on "the layer" follows (the explore view draws them).
+LAYER = "layer"
+EMBEDDING = "embedding-method"
+FEATURES = "feature-mode"
+SCATTER = "scatter"
+FEATURE_MAPS = "feature-maps"  # the clicked image's feature maps (details); a click on one picks its channel
 
 # Errors whose message is meant for the user (a wrong layer, a bad channel): shown as they are, without "retry".
-ERRORS_FOR_USERS = USER_ERRORS
+ERRORS_FOR_USERS = (UserError,)
 
 
 @dataclass(frozen=True)
@@ -57,19 +63,31 @@ class Meta:
 
 @dataclass(frozen=True)
 class ViewContext:
+    """What every view gets. ``views`` is the page's views table (``dashboard.views.VIEWS``), handed down so the
+    views that work on all the others (links, tour, export, code) never import the table that imports them."""
+
     config: AppConfig
     service: ComputeService
     meta: Meta
+    views: tuple = ()
 
 
-def error_message(error: BaseException):
-    """A readable message for the page: the text of a user error, or a short note for a bug (logged in full)."""
+def error_message(error: BaseException, panel: str = ""):
+    """A readable message for the page: the text of a user error as it is; for anything else (a bug) "something
+    went wrong in <panel>", with the traceback in a log (the compute process's for a job, else this server's)."""
     if isinstance(error, ComputeProcessDied):
         return controls.message(f"{str(error)[:1].upper()}{str(error)[1:]}. Press retry to compute it again.")
     if isinstance(error, ERRORS_FOR_USERS):
         return controls.message(str(error).strip("'\""))
-    log.error("unexpected error in a panel", exc_info=error)
-    return controls.message(f"Something went wrong ({type(error).__name__}: {error}). The server log has details.")
+    where = f" in {panel.replace('-', ' ')}" if panel else ""
+    if isinstance(error, JobFailed):
+        log.error("job %s failed%s: %s\n%s", error.job, where, error, error.traceback.rstrip())
+        detail = f"{error.kind} in job {error.job}"
+    else:
+        log.error("unexpected error%s", where, exc_info=error)
+        detail = type(error).__name__
+    return controls.message(f"Something went wrong{where} ({detail}). Press retry to try again; the server log "
+                            "has the details.")
 
 
 def selected_index(selection) -> int | None:

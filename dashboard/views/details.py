@@ -5,8 +5,8 @@ import numpy as np
 from dash import Input, Output, dcc, html
 
 from components import controls, images, scatter, theme
-from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.context import (FEATURE_MAPS, LAYER, SELECTION, ViewContext, sample_params, selected_index,
+                                     selection_note)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
@@ -18,7 +18,6 @@ DETAIL_TITLE = "detail-title"
 DETAIL_IMAGE = "detail-image"
 DETAIL_TOPK = "detail-topk"
 MAP_SCALE = "map-scale"
-FEATURE_MAPS = "feature-maps"
 SPARSITY = "sparsity"
 IMAGE_HEIGHT, TOPK_HEIGHT = images.IMAGE_HEIGHT, images.TOP_K_HEIGHT
 URL_STATE = [Entry("scale", MAP_SCALE)]  # what a link keeps of this view
@@ -27,7 +26,7 @@ panel = BackgroundPanel(
     "details",
     outputs=[Output(DETAIL_TITLE, "children"), Output(DETAIL_IMAGE, "figure"), Output(DETAIL_TOPK, "figure"),
              Output(FEATURE_MAPS, "figure"), Output(SPARSITY, "children")],
-    inputs=[Input(SELECTION, "data"), Input(explore.LAYER, "value"), Input(MAP_SCALE, "value")],
+    inputs=[Input(SELECTION, "data"), Input(LAYER, "value"), Input(MAP_SCALE, "value")],
 )
 
 

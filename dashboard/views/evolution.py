@@ -20,9 +20,8 @@ from dash.exceptions import MissingCallbackContextException
 
 from components import controls, scatter, theme
 from components import evolution as figures
-from compute import embedding, training
-from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, draw_at_gl_pixel_ratio, selected_index
+from compute.specs import embedding, training
+from dashboard.views.context import LAYER, SELECTION, ViewContext, draw_at_gl_pixel_ratio, selected_index
 from dashboard.views.links import Entry, Number, Text
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -61,14 +60,14 @@ panel = BackgroundPanel(
     "evolution",
     outputs=[Output(SCATTER, "figure"), Output(BEFORE_AFTER, "figure"), Output(METRICS, "figure"),
              Output(ALIGNMENT, "children"), Output(TRACK, "children")],
-    inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(explore.LAYER, "value"), Input(METHOD, "value")],
+    inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(LAYER, "value"), Input(METHOD, "value")],
     states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
 compare_panel = BackgroundPanel(
     "evolution-compare",
     outputs=[Output(COMPARE_SCATTER, "figure")],
-    inputs=[Input(COMPARE, "value"), Input(LAYER, "value"), Input(explore.LAYER, "value"), Input(METHOD, "value")],
+    inputs=[Input(COMPARE, "value"), Input(LAYER, "value"), Input(LAYER, "value"), Input(METHOD, "value")],
     states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
@@ -85,11 +84,6 @@ runs_panel = BackgroundPanel(
     inputs=[Input(TRAINED, "data")],
     view=NAME,
 )
-
-
-def _job_store(background: BackgroundPanel) -> str:
-    """The id of the panel's store of its job's key ({"key", "context"}): the server finds the result by it."""
-    return background._id("job")
 
 
 # The slider's epoch as a page key, and the second run's scatter moved to the same epoch. The listeners are bound
@@ -450,7 +444,7 @@ def register(app, context: ViewContext) -> None:
                   Output(COMPARE_SCATTER, "figure", allow_duplicate=True),
                   Output(TRACK, "children", allow_duplicate=True),
                   Input(SELECTION, "data"), State(EPOCH, "data"),
-                  State(_job_store(panel), "data"), State(_job_store(compare_panel), "data"),
+                  State(panel.job_id, "data"), State(compare_panel.job_id, "data"),
                   State(COMPARE, "value"), prevent_initial_call=True)
     def follow_selection(selection, epoch, job, compare_job, compared):
         """Ring the selected image in every frame (a Patch built from the job's arrays) and list its predictions.

@@ -5,9 +5,9 @@ import numpy as np
 from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from components import controls, scatter, theme
-from compute import embedding
-from dashboard.views.context import (HIGHLIGHT, SELECTION, STATUS, ViewContext, draw_at_gl_pixel_ratio,
-                                     selected_index)
+from compute.specs import embedding
+from dashboard.views.context import (EMBEDDING, FEATURES, HIGHLIGHT, LAYER, SCATTER, SELECTION, STATUS,
+                                     ViewContext, draw_at_gl_pixel_ratio, selected_index)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
@@ -15,11 +15,7 @@ NAME = "explore"
 TITLE = "Feature distribution"
 OPENABLE = False
 
-LAYER = "layer"
-EMBEDDING = "embedding-method"
-FEATURES = "feature-mode"
 COLOR_BY = "color-by"
-SCATTER = "scatter"
 SCATTER_LAYOUT = "scatter-layout"  # the layout to show: x, y in sample order, title, stage (small keys + 2N numbers)
 SCATTER_DRAWN = "scatter-drawn"  # what the figure's points trace holds: {"count", "color"}, set when it is drawn
 ANIMATION_MS = 600

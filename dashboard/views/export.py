@@ -145,9 +145,9 @@ def layout(_context: ViewContext) -> html.Section:
     )
 
 
-def number_links(stores: list, open_views: list | None) -> list:
+def number_links(views, stores: list, open_views: list | None) -> list:
     """A line per panel result shown now: its view, its job, and links to its numbers as CSV and NPZ."""
-    jobs = panel_results.current_jobs(stores, open_views)
+    jobs = panel_results.current_jobs(views, stores, open_views)
     if not jobs:
         return [html.P("The numbers of each panel can be downloaded here once it has computed them.", className="hint")]
     rows = []
@@ -182,12 +182,12 @@ def register(app, context: ViewContext) -> None:
     app.clientside_callback(GATHER_REPORT, Output(REPORT_PAYLOAD, "data"), Input(REPORT, "n_clicks"),
                             prevent_initial_call=True)
 
-    stores = panel_results.job_states()
+    stores = panel_results.job_states(context.views)
 
     @app.callback(Output(NUMBERS, "children"), Input(OPEN_VIEWS, "value"),
                   *[Input(state.component_id, "data") for state in stores])
     def list_numbers(open_views, *jobs):
-        return number_links(list(jobs), open_views)
+        return number_links(context.views, list(jobs), open_views)
 
     @app.callback(Output(REPORT_DOWNLOAD, "data"), Output(REPORT_MESSAGE, "children", allow_duplicate=True),
                   Input(REPORT_PAYLOAD, "data"), State(THEME_APPLIED, "data"), prevent_initial_call=True)

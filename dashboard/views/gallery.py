@@ -11,8 +11,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from components import controls, gallery, scatter, theme
 from dashboard import thumbnails
 from dashboard.thumbnails import thumbnail_url
-from dashboard.views import explore
-from dashboard.views.context import ViewContext
+from dashboard.views.context import SCATTER, ViewContext
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -38,7 +37,7 @@ EXPORT_TIMEOUT_S = 60.0
 # Sets how a drag in the scatter acts (pan, box select, lasso), on the figure in the browser: no figure is resent.
 SET_DRAG_MODE = """
 function(mode) {
-    const graph = document.querySelector('#""" + explore.SCATTER + """ .js-plotly-plot');
+    const graph = document.querySelector('#""" + SCATTER + """ .js-plotly-plot');
     if (graph && window.Plotly && mode) { window.Plotly.relayout(graph, {dragmode: mode}); }
     return mode || '';
 }
@@ -48,7 +47,7 @@ panel = BackgroundPanel(
     "gallery",
     outputs=[Output(SUMMARY, "children"), Output(GRID, "children"), Output(HISTOGRAM, "figure"),
              Output(EXPORT, "disabled")],
-    inputs=[Input(explore.SCATTER, "selectedData")],
+    inputs=[Input(SCATTER, "selectedData")],
     view=NAME,
 )
 
@@ -129,7 +128,7 @@ def register(app, context: ViewContext) -> None:
     panel.register(app, context, gallery_request, gallery_render(context, thumbnails.prefetcher(app)))
     app.clientside_callback(SET_DRAG_MODE, Output(DRAG_SINK, "children"), Input(DRAG, "value"))
 
-    @app.callback(Output(DOWNLOAD, "data"), Input(EXPORT, "n_clicks"), State(explore.SCATTER, "selectedData"),
+    @app.callback(Output(DOWNLOAD, "data"), Input(EXPORT, "n_clicks"), State(SCATTER, "selectedData"),
                   prevent_initial_call=True)
     def export(clicks, selected):
         indices = selected_indices(selected)

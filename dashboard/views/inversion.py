@@ -5,9 +5,8 @@ from dash import Input, Output, dcc, html
 
 from components import attribution as figures
 from components import controls, scatter, theme
-from compute import attribution
-from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from compute.specs import attribution
+from dashboard.views.context import LAYER, SELECTION, ViewContext, sample_params, selected_index, selection_note
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -27,7 +26,7 @@ panel = BackgroundPanel(
     "inversion",
     outputs=[Output(FIGURE, "figure"), Output(CHANNEL, "placeholder")],
     inputs=[Input(SELECTION, "data"), Input(METHOD, "value"), Input(LAYER, "value"), Input(CHANNEL, "value"),
-            Input(explore.LAYER, "value")],
+            Input(LAYER, "value")],
     view=NAME,
     idle_text="Click a point in the scatter.",
 )

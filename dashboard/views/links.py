@@ -174,9 +174,7 @@ def _request_search() -> str:
 
 def restoring(build: Callable[[], Any], context) -> Callable[[], Any]:
     """The page's layout function: ``build()`` with every control set from the URL it is opened at."""
-    from dashboard.views import VIEWS
-
-    entries = all_entries(VIEWS)
+    entries = all_entries(context.views)
 
     def layout():
         tree = build()
@@ -261,9 +259,7 @@ function(data) {
 
 def register(app, context, build: Callable[[], Any]) -> None:
     """Write the state to the URL as it changes; reload on back/forward; copy the link."""
-    from dashboard.views import VIEWS
-
-    resolved = resolve(build(), all_entries(VIEWS), context.meta)
+    resolved = resolve(build(), all_entries(context.views), context.meta)
 
     @app.callback(Output(WANTED, "data"), *[Input(item.entry.component, item.entry.prop) for item in resolved],
                   prevent_initial_call=True)

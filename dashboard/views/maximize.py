@@ -16,10 +16,9 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from components import controls, images, scatter, theme
 from components import maximize as figures
-from compute import maximize
-from compute.maximize import objectives as objective_table
-from compute.maximize.transforms import suggested_transforms
-from compute.params import Method, Param
+from compute.specs import maximize
+from compute.specs.maximize import suggested_transforms
+from compute.specs.params import Method, Param
 from dashboard.views.context import ViewContext
 from dashboard.views.links import Entry, Pressed, method_entries
 from dashboard.views.method_panel import MethodPanel
@@ -330,7 +329,7 @@ def _result_card(result: dict, k: int, class_names: list[str]) -> html.Div:
         result["images"][k], result["best_images"][k], float(result["values"][k]), float(result["best_values"][k]),
         int(result["best_indices"][k]), title, result["importance"][k].astype("float32"))
     pairs = figures.predictions(result["top_classes"][k:k + 1], result["top_probabilities"][k:k + 1], class_names)[0]
-    target = _target_class(objective_table.item(result["objective"], k), class_names)
+    target = _target_class(maximize.item(result["objective"], k), class_names)
     return html.Div([
         dcc.Graph(id={"type": "maximize-comparison", "index": k}, figure=comparison,
                   config=theme.graph_config(f"featurescope-maximize-{k}")),

@@ -13,7 +13,7 @@ from typing import Any
 from dash import ALL, Input, State, dcc, html
 
 from components import controls
-from compute.params import Method
+from compute.specs.params import Method
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dash import ALL, Input, Output, ctx, dcc, html, no_update
 from components import controls, gallery
 from dashboard import thumbnails
 from dashboard.thumbnails import thumbnail_url, upload_url
-from dashboard.views import explore
-from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selected_variant
+from dashboard.views.context import (FEATURES, LAYER, SELECTION, ViewContext, sample_params, selected_index,
+                                     selected_variant)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
@@ -34,7 +34,7 @@ SOURCE_SIZE = 128  # pixels fetched for every picture here (the large one is dra
 panel = BackgroundPanel(
     "neighbours",
     outputs=[Output(RESULT, "children")],
-    inputs=[Input(SELECTION, "data"), Input(explore.LAYER, "value"), Input(explore.FEATURES, "value"),
+    inputs=[Input(SELECTION, "data"), Input(LAYER, "value"), Input(FEATURES, "value"),
             Input(COUNT, "value")],
     view=NAME,
     idle_text="Click a point in the scatter to see the images the model finds most alike.",

@@ -33,6 +33,11 @@ POLL_MS = 200
 POLL_WAIT_S = 0.8
 
 
+def shows_retry(error: BaseException) -> bool:
+    """A retry can help after a bug or a compute process that died, never after the user's own mistake."""
+    return isinstance(error, ComputeProcessDied) or not isinstance(error, ERRORS_FOR_USERS)
+
+
 @dataclass(frozen=True)
 class Request:
     """A job to run for the panel: its name and parameters (the cache key), and ``context``: the small, JSON-able
@@ -117,8 +122,8 @@ class BackgroundPanel:
             if status.state == "done":
                 try:
                     outputs = tuple(render(status.result, job_context))
-                except Exception as error:  # a figure that cannot be drawn: say so, keep the page
-                    return (*unchanged, "0", "", hidden, error_message(error), hidden, None, True)
+                except Exception as error:  # a figure that cannot be drawn (a bug): say so, keep the page, offer retry
+                    return (*unchanged, "0", "", hidden, error_message(error, self.name), shown, None, True)
                 return (*outputs, "100", "", hidden, None, hidden, store, True)
             if status.state == "running":
                 outputs = unchanged
@@ -134,8 +139,8 @@ class BackgroundPanel:
             if status.state == "missing":
                 return (*unchanged, "0", "", hidden, None, shown, None, True)
             error = status.error
-            retry = shown if isinstance(error, ComputeProcessDied) or not isinstance(error, ERRORS_FOR_USERS) else hidden
-            return (*unchanged, "0", "", hidden, error_message(error), retry, None, True)
+            retry = shown if shows_retry(error) else hidden
+            return (*unchanged, "0", "", hidden, error_message(error, self.name), retry, None, True)
 
         @app.callback(
             *self.outputs,
@@ -186,7 +191,7 @@ class BackgroundPanel:
             try:
                 wanted = request(*inputs, *states)
             except Exception as error:  # a bad control value: a message in the panel, never a traceback
-                return (*unchanged, "0", "", hidden, error_message(error), hidden, None, True)
+                return (*unchanged, "0", "", hidden, error_message(error, self.name), hidden, None, True)
             if wanted is None:
                 return (*unchanged, "0", "", hidden, no_update, hidden, no_update, True)
             if isinstance(wanted, Message):

@@ -24,21 +24,19 @@ class PanelInfo:
         return f"{self.panel}-job"
 
 
-def panels() -> list[PanelInfo]:
-    """Every background panel of the page, in page order."""
-    from dashboard.views import VIEWS  # here, not at import: the views table imports this module's users
-
+def panels(views) -> list[PanelInfo]:
+    """Every background panel of the page's ``views``, in page order."""
     found = []
-    for view in VIEWS:
+    for view in views:
         for value in vars(view).values():
             if isinstance(value, BackgroundPanel):
                 found.append(PanelInfo(value.name, value.view or view.NAME, view.TITLE.split(":")[0]))
     return found
 
 
-def job_states() -> list[State]:
+def job_states(views) -> list[State]:
     """A State of every panel's job store, in the order of :func:`panels`."""
-    return [State(info.store, "data") for info in panels()]
+    return [State(info.store, "data") for info in panels(views)]
 
 
 def request_of(service, key: str) -> tuple[str, dict] | None:
@@ -59,11 +57,9 @@ def result_of(service, key: str, timeout: float = 60.0):
     return status.result if status.state == "done" else None
 
 
-def current_jobs(stores: list, open_views: list | None) -> list[tuple[PanelInfo, str]]:
+def current_jobs(views, stores: list, open_views: list | None) -> list[tuple[PanelInfo, str]]:
     """(panel, job key) for each panel of an open (or always shown) view whose store holds a job."""
-    from dashboard.views import VIEWS
-
-    openable = {view.NAME for view in VIEWS if view.OPENABLE}
+    openable = {view.NAME for view in views if view.OPENABLE}
     shown = set(open_views or [])
-    return [(info, store["key"]) for info, store in zip(panels(), stores)
+    return [(info, store["key"]) for info, store in zip(panels(views), stores)
             if isinstance(store, dict) and store.get("key") and (info.view not in openable or info.view in shown)]

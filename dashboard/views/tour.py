@@ -108,9 +108,7 @@ def banner(steps: list[Step], number, layers: list[str]) -> tuple:
 
 def header(context: ViewContext) -> html.A:
     """The link that starts the tour (in the page's header)."""
-    from dashboard.views import VIEWS
-
-    steps = steps_for({view.NAME for view in VIEWS})
+    steps = steps_for({view.NAME for view in context.views})
     return html.A("▶ Guided tour", id=START, href=step_link(steps, 1, list(context.meta.layers)) if steps else "?",
                   className="pill tour-start", title="walk a class through the course, one step per screen")
 
@@ -123,9 +121,7 @@ def layout(context: ViewContext) -> html.Div:
 
 
 def register(app, context: ViewContext) -> None:
-    from dashboard.views import VIEWS
-
-    steps = steps_for({view.NAME for view in VIEWS})
+    steps = steps_for({view.NAME for view in context.views})
     layers = list(context.meta.layers)
 
     @app.callback(Output(BANNER, "children"), Output(BANNER, "style"), Input(STEP, "data"))

@@ -1,6 +1,10 @@
 """Your own image: drop a PNG or JPEG on the page; every panel then opens for it and the scatter marks where it lands.
 
-The server checks and saves the file (``compute.uploads.save``: PNG or JPEG, at most 10 MB, content-hash id) and
+Nothing too large or of the wrong kind is ever decoded: the browser refuses a file over the limit or not a PNG or
+JPEG before reading it, and says which file and why (a listener on the drop zone: ``dcc.Upload`` alone drops such a
+file without a word); the server refuses a request body over :data:`MAX_REQUEST_BYTES` before parsing it, and an
+upload's base64 text over the limit before decoding it. The server checks and saves the file
+(``compute.uploads.save``: PNG or JPEG, at most 10 MB, content-hash id) and
 selects it as the image variant ``{"kind": "upload", "id": ...}`` with index -1 (it is no data-set image, so no
 point of the scatter is ringed). The compute process preprocesses it like the data set's images (the ``upload``
 variant), places it into the current embedding (job ``uploads.place``) and the scatter draws it as a star.
@@ -15,8 +19,8 @@ from dash import Input, Output, State, dcc, html, no_update
 from components import controls, theme
 from compute import uploads
 from dashboard.thumbnails import upload_url
-from dashboard.views import explore
-from dashboard.views.context import HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext, share_mark
+from dashboard.views.context import (EMBEDDING, FEATURES, HIGHLIGHT, LAYER, OPEN_VIEWS, SELECTION, ViewContext,
+                                     share_mark)
 from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "upload"
@@ -25,6 +29,7 @@ OPENABLE = True
 OPEN_AT_START = True
 
 DROP = "upload-drop"
+REFUSED = "upload-refused"  # {"name", "reason", "at"} of a file the browser refused before reading it
 MESSAGE = "upload-message"
 UPLOADED = "upload-uploaded"  # {"id", "name", "width", "height"} of the last good upload
 PREVIEW = "upload-preview"
@@ -35,12 +40,44 @@ MARK_PREFIX = "your image"
 PREVIEW_SIZE = 128
 
 SHARE_MARK = share_mark(NAME, MARK_PREFIX)  # this view's mark in the scatter while the view is open
+ACCEPTED_TYPES = "image/png,image/jpeg,.png,.jpg,.jpeg"
+# A request body the server reads at most: an upload of MAX_UPLOAD_BYTES as base64 in Dash's JSON, with room.
+MAX_REQUEST_BYTES = uploads.MAX_UPLOAD_BYTES * 4 // 3 + 1024**2
+
+# Runs once per page: looks at every file dropped or chosen before dcc.Upload reads it. dcc.Upload (max_size,
+# accept) refuses the same files without reading them, but says nothing; this says which file and why.
+GUARD_DROP = """
+function(id) {
+    const zone = document.getElementById(id);
+    if (!zone || zone.dataset.guarded) { return window.dash_clientside.no_update; }
+    zone.dataset.guarded = '1';
+    const limit = %(limit)d;
+    const inspect = files => {
+        for (const file of Array.from(files || [])) {
+            const type = (file.type || '').toLowerCase();
+            const image = type === 'image/png' || type === 'image/jpeg' || /\\.(png|jpe?g)$/i.test(file.name);
+            let reason = null;
+            if (!image) {
+                reason = `${file.name} is not a PNG or JPEG image (${type || 'unknown type'}); drop a PNG or JPEG`;
+            } else if (file.size > limit) {
+                reason = `${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${limit / 1048576} MB`;
+            }
+            if (reason) {
+                window.dash_clientside.set_props('%(refused)s', {data: {name: file.name, reason: reason, at: Date.now()}});
+            }
+        }
+    };
+    zone.addEventListener('drop', event => inspect(event.dataTransfer && event.dataTransfer.files), true);
+    zone.addEventListener('change', event => inspect(event.target && event.target.files), true);
+    return window.dash_clientside.no_update;
+}
+""" % {"limit": uploads.MAX_UPLOAD_BYTES, "refused": REFUSED}
 
 panel = BackgroundPanel(
     "upload-place",
     outputs=[Output(MARK, "data"), Output(PREDICTION, "children")],
-    inputs=[Input(UPLOADED, "data"), Input(explore.LAYER, "value"), Input(explore.EMBEDDING, "value"),
-            Input(explore.FEATURES, "value")],
+    inputs=[Input(UPLOADED, "data"), Input(LAYER, "value"), Input(EMBEDDING, "value"),
+            Input(FEATURES, "value")],
     view=NAME,
 )
 
@@ -49,7 +86,8 @@ def layout(context: ViewContext) -> html.Section:
     return controls.card(
         TITLE,
         html.Div([
-            dcc.Upload(id=DROP, accept="image/png,image/jpeg", multiple=False, max_size=-1, className="upload-drop",
+            dcc.Upload(id=DROP, accept=ACCEPTED_TYPES, multiple=False, max_size=uploads.MAX_UPLOAD_BYTES,
+                       className="upload-drop",
                        children=html.Div(["Drag and drop a PNG or JPEG here, or ", html.A("choose a file"),
                                           html.Br(), html.Span(f"at most {uploads.MAX_UPLOAD_BYTES // 1024**2} MB",
                                                                className="hint")])),
@@ -67,6 +105,7 @@ def layout(context: ViewContext) -> html.Section:
         html.P("Your image gets every panel (details, attribution, inversion, neighbours) and a star in the scatter. "
                + _preprocessing_note(context), className="hint"),
         dcc.Store(id=UPLOADED),
+        dcc.Store(id=REFUSED), dcc.Store(id=f"{DROP}-guarded"),
         dcc.Store(id=MARK),
         class_name="upload",
     )
@@ -80,10 +119,17 @@ def _preprocessing_note(context: ViewContext) -> str:
     return f"It is resized and centre-cropped to {width}x{height} ({'grey' if channels == 1 else 'colour'})."
 
 
-def decode_contents(contents: str) -> bytes:
-    """dcc.Upload's ``data:<type>;base64,<data>`` -> the file's bytes (UploadError when it is not that)."""
+def decode_contents(contents: str, name: str = "the file") -> bytes:
+    """dcc.Upload's ``data:<type>;base64,<data>`` -> the file's bytes (UploadError when it is not that, or when it
+    would be over the limit: that is known from the text's length, before anything is decoded)."""
+    _, comma, encoded = (contents if isinstance(contents, str) else "").partition(",")
+    size = len(encoded) * 3 // 4
+    if size > uploads.MAX_UPLOAD_BYTES:
+        raise uploads.UploadError(f"{name} is {size / 1024**2:.1f} MB; the limit is "
+                                  f"{uploads.MAX_UPLOAD_BYTES // 1024**2} MB")
     try:
-        _, encoded = contents.split(",", 1)
+        if not comma:
+            raise ValueError("no data: prefix")
         return base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error, AttributeError) as error:
         raise uploads.UploadError("the upload arrived damaged; try again") from error
@@ -98,7 +144,7 @@ def accept(contents: str | None, filename: str | None) -> tuple[dict | None, obj
     """(the saved upload's description or None, a message for the page) for one dropped file."""
     name = filename or "the file"
     try:
-        saved = uploads.save(decode_contents(contents), name)
+        saved = uploads.save(decode_contents(contents, name), name)
     except uploads.UploadError as error:
         return None, controls.message(str(error), "error")
     saved = {**saved, "name": name}
@@ -135,6 +181,15 @@ def place_render(context: ViewContext):
 
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, place_request, place_render(context))
+    # The server reads no request body above this (Flask answers 413 before parsing it).
+    limit = app.server.config.get("MAX_CONTENT_LENGTH")
+    app.server.config["MAX_CONTENT_LENGTH"] = max(limit or 0, MAX_REQUEST_BYTES)
+    app.clientside_callback(GUARD_DROP, Output(f"{DROP}-guarded", "data"), Input(DROP, "id"))
+
+    @app.callback(Output(MESSAGE, "children", allow_duplicate=True), Input(REFUSED, "data"),
+                  prevent_initial_call=True)
+    def refused(found):
+        return controls.message(found["reason"], "error") if found else no_update
 
     @app.callback(
         Output(UPLOADED, "data"), Output(MESSAGE, "children"), Output(SELECTION, "data", allow_duplicate=True),

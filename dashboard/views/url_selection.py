@@ -10,10 +10,14 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from compute.specs.adversarial import ATTACK_PARAMS, coerced
 from dashboard.views.url_kinds import Kind
 
 
 VARIANT_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,40}"
+# A variant's parameters from a link pass the same spec as the view's controls (a link asking for 100,000 PGD steps
+# gets the view's limit); the compute process clamps them again.
+VARIANT_SPECS = {"adversarial": ATTACK_PARAMS}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class Selection(Kind):
                 if not re.fullmatch(VARIANT_NAME, name):
                     raise ValueError(name)
                 variant[name] = _scalar(text)
+            if kind in VARIANT_SPECS:
+                known = {p.name for p in VARIANT_SPECS[kind]}
+                clamped = coerced(VARIANT_SPECS[kind], {k: v for k, v in variant.items() if k in known})
+                variant.update({k: v for k, v in clamped.items() if k in variant})
             selection["variant"] = variant
             if query.get("label"):
                 selection["label"] = query["label"][:120]

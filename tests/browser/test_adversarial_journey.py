@@ -23,7 +23,8 @@ MARKS = """() => { const gd = document.querySelector('#scatter .js-plotly-plot')
 @pytest.fixture(scope="module")
 def fooled_index(trained_model):
     """A test image that FGSM at 32/255 fools on the built-in model, found with the job itself."""
-    from compute.workspace import Source, run
+    from compute.jobs.table import run
+    from compute.specs.source import Source
 
     for index in CANDIDATES:
         result = run(Source(), "adversarial.attack", {"index": index, "method": "fgsm", "epsilon": 32 / 255})

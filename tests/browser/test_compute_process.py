@@ -27,7 +27,7 @@ def audit(url: str) -> dict:
         return json.load(response)
 
 
-def test_the_server_loads_no_model_and_never_touches_cuda(page, server_url):
+def test_the_server_never_imports_torch_so_it_loads_no_model_and_never_touches_cuda(page, server_url):
     """The whole click journey (scatter, details, attribution, inversion), then a look inside the server process."""
     page.goto(server_url + "?views=attribution,inversion")
     wait_for_scatter(page)
@@ -37,8 +37,8 @@ def test_the_server_loads_no_model_and_never_touches_cuda(page, server_url):
     page.wait_for_function("(i) => ((document.querySelector('#inversion-figure .js-plotly-plot').layout.title || {})"
                            ".text || '').includes('image #' + i)", arg=clicked["index"], timeout=60_000)
     facts = audit(server_url)
-    assert facts["modules_built"] == 0, "the web server built an nn.Module"
-    assert facts["cuda_initialized"] is False
+    assert facts["torch_imported"] is False, "the web server imported torch"
+    assert facts["modules_built"] == 0 and facts["cuda_initialized"] is False
     assert facts["workers"] and all(pid != facts["pid"] for pid in facts["workers"])
     assert not page.errors
 
@@ -90,10 +90,9 @@ def test_eight_sessions_at_once_each_get_their_own_figures(browser, server_url):
     for context in contexts:
         context.close()
     assert not errors
-    took.sort()
-    print(f"click to figures, eight sessions at once: {[round(t, 2) for t in took]} s")
-    p95 = took[min(len(took) - 1, round(0.95 * (len(took) - 1)))]
-    assert p95 < 10.0, f"click to figures took {took}"
+    assert all(t > 0 for t in took)  # each page timed its own click to its own figures
+    # How fast is the bench's business (python -m bench.run, row 11; and bench.classroom for thirty sessions).
+    print(f"click to figures, eight sessions at once: {[round(t, 2) for t in sorted(took)]} s")
 
 
 def test_a_killed_compute_process_shows_retry_and_the_retry_succeeds(page, server_url):

@@ -87,12 +87,26 @@ def journey(page, url: str, tmp_path: Path, export_prefix: str) -> None:
         except Exception:  # playwright's TimeoutError: click again
             first = page.get_attribute("#neighbours-result .gallery-tile-button img", "src")
 
-    # 2. A file that is not an image gets a message; the page stays.
+    # 2. A file that is not an image gets a message; the page stays. A text file and a file over the limit are
+    #    refused in the browser before they are read (dcc.Upload alone would drop them without a word).
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     page.set_input_files("#upload-drop input[type=file]", str(bad))
     page.wait_for_function("() => document.querySelector('#upload-message').innerText.includes('not an image')",
                            timeout=WAIT)
+    sent = []
+    page.on("request", lambda request: sent.append(len(request.post_data_buffer or b"")))
+    text = tmp_path / "notes.txt"
+    text.write_text("a text file dropped by mistake")
+    page.set_input_files("#upload-drop input[type=file]", str(text))
+    page.wait_for_function("() => document.querySelector('#upload-message').innerText.includes("
+                           "'notes.txt is not a PNG or JPEG')", timeout=WAIT)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(30 * 1024**2))
+    page.set_input_files("#upload-drop input[type=file]", str(huge))
+    page.wait_for_function("() => document.querySelector('#upload-message').innerText.includes("
+                           "'huge.png is 30.0 MB; the limit is 10 MB')", timeout=WAIT)
+    assert max(sent, default=0) < 1024**2  # neither file's bytes went to the server
 
     # 3. A PNG opens in the panels, gets neighbours, and lands in the scatter as a star.
     page.set_input_files("#upload-drop input[type=file]", str(digit_png(tmp_path / "my-one.png")))

@@ -1,8 +1,27 @@
-"""Parameter specs shared by the method tables, so a UI can build controls from them."""
+"""Parameter specs shared by the method tables, so a UI can build controls from them.
+
+Plain data, without torch: the web server builds its menus and controls from these tables, and a table names each
+method's implementation by its import path (``"compute.gradients:saliency"``), imported on the first call in the
+compute process (or a notebook), the way entry points name a function.
+"""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+_FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+
+
+def resolve(reference: str | Callable | None) -> Callable | None:
+    """A callable from ``"package.module:attribute"`` (imported now), or the callable itself."""
+    if reference is None or callable(reference):
+        return reference
+    module, _, attribute = reference.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
 
 
 @dataclass(frozen=True)
@@ -32,7 +51,8 @@ class Param:
         elif self.kind == "float":
             value = float(value)
         elif self.kind == "bool":
-            return bool(value)
+            # From a URL or a form a boolean arrives as text: "false" and "0" mean False, not a non-empty string.
+            return value.strip().lower() not in _FALSE_WORDS if isinstance(value, str) else bool(value)
         elif self.kind == "choice":
             return value if value in self.choices else self.default
         else:
@@ -65,22 +85,32 @@ class MapSpec:
 class Method:
     """A registered function with a human label and its parameter specs; calling it calls ``function``.
 
-    ``suggest(image_shape)`` gives image-size-aware starting values for some parameters (None: the defaults
-    suit any size). ``explainer(model, image, target, **params)`` returns the dict of maps and numbers that
-    :meth:`explain` gives (None: ``{"map": function(...)}``); ``maps`` describes the tensors in that dict.
+    ``implementation`` is the function or its import path (``"compute.gradients:saliency"``): the table stays plain
+    data for the web server, and the function is imported on first use. ``suggest(image_shape)`` gives
+    image-size-aware starting values for some parameters (None: the defaults suit any size; it must not need torch).
+    ``explainer(model, image, target, **params)`` (a function or import path) returns the dict of maps and numbers
+    that :meth:`explain` gives (None: ``{"map": function(...)}``); ``maps`` describes the tensors in that dict.
     """
 
-    function: Any
+    implementation: str | Callable
     label: str
     params: tuple[Param, ...] = field(default_factory=tuple)
     description: str = ""
     suggest: Callable[[tuple], dict] | None = None
-    explainer: Callable[..., dict] | None = None
+    explainer: str | Callable[..., dict] | None = None
     maps: tuple[MapSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.maps:
             object.__setattr__(self, "maps", (MapSpec("map", self.label),))
+
+    @property
+    def function(self) -> Callable:
+        return resolve(self.implementation)
+
+    def code_references(self) -> tuple[Callable, ...]:
+        """The functions behind this entry, for the cache's code version (a changed method must miss)."""
+        return tuple(f for f in (self.function, resolve(self.explainer), self.suggest) if f is not None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -88,7 +118,7 @@ class Method:
     def explain(self, model: Any, image: Any, target: int, **params: Any) -> dict[str, Any]:
         """The method's maps (``torch.Tensor``) and numbers (float) for one image, keyed as :attr:`maps` says."""
         if self.explainer is not None:
-            return self.explainer(model, image, target, **params)
+            return resolve(self.explainer)(model, image, target, **params)
         return {"map": self.function(model, image, target, **params)}
 
     def defaults(self) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""Attribution maps of the clicked image (every chosen method, and the sanity check) and the inversion of a channel."""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from compute import attribution
+from compute.errors import UserError
+from compute.jobs import variants
+from compute.jobs.workspace import Workspace
+from compute.progress import scaled
+
+
+def _method_params(method: str, params: dict, dataset) -> dict:
+    """The request's parameters, plus what the data set knows when the method asks for it (occlusion's fill)."""
+    function = attribution.METHODS[method].function
+    accepted = inspect.signature(function).parameters
+    extra = {"data_mean": tuple(dataset.channel_mean)} if "data_mean" in accepted and dataset.channel_mean else {}
+    return {**params, **extra}
+
+
+def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, target: int | None = None,
+                     use_predicted: bool = False, sanity: bool = False, variant: dict | None = None,
+                     epoch: int | None = None) -> dict:
+    """Every method of ``methods`` ({name: parameters}) on image ``index`` (or its ``variant``) for one target class,
+    and with ``sanity`` the same maps of the untrained model and their rank correlation (Adebayo et al. 2018)."""
+    unknown = [name for name in methods if name not in attribution.METHODS]
+    if unknown:
+        raise UserError(f"unknown attribution method {unknown[0]!r}; choose from {', '.join(attribution.METHODS)}")
+    dataset = workspace.dataset
+    image = variants.image(workspace, index, variant, progress)
+    model = workspace.model(epoch, progress=progress)
+    with workspace.lock:
+        with torch.no_grad():
+            logits = model(image[None].to(workspace.device))
+        predicted = int(logits.argmax(1))
+        label = variants.true_label(dataset, index, variant)
+        if use_predicted or (label is None and target is None):
+            chosen, how = predicted, "predicted"
+        elif target is not None:
+            chosen, how = int(target), "chosen"
+        else:
+            chosen, how = label, "true"
+        if not 0 <= chosen < logits.shape[1]:
+            raise UserError(f"class {chosen} does not exist: the model has classes 0 to {logits.shape[1] - 1}")
+        nets = [("trained", model)] + ([("untrained", workspace.untrained_model())] if sanity else [])
+        steps = len(methods) * len(nets)
+        results: dict[str, dict] = {name: {} for name, _ in nets}
+        done = 0
+        for name, net in nets:
+            for method, params in methods.items():
+                report = scaled(progress, done / steps, (done + 1) / steps)
+                maps = attribution.attribution_map(net, image, chosen, method,
+                                                   _method_params(method, params, dataset), progress=report)
+                results[name][method] = variants.plain(maps if isinstance(maps, dict) else {"map": maps})
+                done += 1
+                progress(done / steps, f"{attribution.METHODS[method].label} ({name}) done")
+    correlation = {}
+    if sanity:
+        for method in methods:
+            a, b = results["trained"][method]["map"], results["untrained"][method]["map"]
+            correlation[method] = attribution.rank_correlation(torch.as_tensor(a), torch.as_tensor(b))
+    return {"image": image.numpy(), "label": label, "predicted": predicted, "target": chosen, "target_how": how,
+            "maps": results["trained"], "untrained": results.get("untrained", {}), "correlation": correlation}
+
+
+def inversion(workspace: Workspace, progress, index: int, layer: str, channel: int | None = None,
+              method: str = "deconvnet", variant: dict | None = None, epoch: int | None = None) -> dict:
+    """Image ``index`` (or its ``variant``) projected back to pixels from one channel of ``layer`` (the most active
+    one by default)."""
+    if channel is not None and channel < 0:
+        raise UserError(f"channel {channel} is negative: channels are numbered from 0")
+    image = variants.image(workspace, index, variant, progress)
+    model = workspace.model(epoch, progress=progress)
+    with workspace.lock:
+        if channel is None:
+            channel, how = attribution.most_active_channel(model, image, layer), "most active channel"
+        else:
+            how = "channel"
+        reconstruction = attribution.cached_inversion(model, image, layer, int(channel), method)
+    return {"reconstruction": reconstruction.numpy(), "image": image.numpy(), "channel": int(channel), "how": how}
+
+
+JOBS = {"attribution.maps": attribution_maps, "inversion.reconstruct": inversion}

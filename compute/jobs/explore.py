@@ -1,0 +1,106 @@
+"""The page's frame: the model's description (``describe``) and the embedding scatter (``explore.scatter``)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from compute import activations, embedding, layers, predictions
+from compute.errors import ModelError
+from compute.jobs.lanes import long_phase
+from compute.jobs.workspace import Workspace
+from compute.progress import scaled
+from compute.specs.embedding import ITERATIVE, label
+from compute.specs.models import MODELS
+
+
+def describe(workspace: Workspace, progress) -> dict:
+    """What the page needs to draw its controls, and a check that model, data and layer fit together.
+
+    Raises the user errors of ``compute`` (unknown layer, a model that cannot read the images) with one-line messages.
+    """
+    dataset = workspace.dataset
+    with workspace.lock:
+        net = workspace.architecture()
+        names = activations.layers(net)
+        if workspace.source.layer:
+            activations.module(net, workspace.source.layer)
+        sample = dataset.images[:1]
+        try:
+            outputs = activations.single(net, sample[0], names)
+        except RuntimeError as error:
+            raise ModelError(
+                f"model {workspace.source.model} cannot read the images of {workspace.source.data} "
+                f"(shape {tuple(sample.shape[1:])}): {str(error).splitlines()[0]}") from error
+    logits = outputs.pop("__logits__")
+    if logits.shape[-1] < len(dataset.classes):
+        raise ModelError(f"model {workspace.source.model} predicts {logits.shape[-1]} classes but "
+                         f"{workspace.source.data} has {len(dataset.classes)}")
+    spec = MODELS.get(workspace.source.model)
+    default_layer = workspace.source.layer or (spec.default_layer if spec and spec.default_layer else
+                                               ("avgpool" if "avgpool" in names else names[max(0, len(names) - 2)]))
+    return {
+        "model": workspace.source.model,
+        "data": dataset.description,
+        "classes": list(dataset.classes),
+        "count": len(dataset),
+        "test_count": int(dataset.is_test.sum()),
+        "image_shape": list(dataset.image_shape),
+        "layers": names,
+        "layer_shapes": {name: list(output.shape) for name, output in outputs.items()},
+        "conv_layers": layers.conv_layers(net),
+        "default_layer": default_layer,
+        "device": str(workspace.device),
+        "skipped": list(getattr(dataset, "skipped", []) or []),
+        # Names of the model's outputs (a predicted index may exceed the data's classes: ImageNet weights on a folder).
+        "model_classes": (list(getattr(net, "categories", None) or []) or list(dataset.classes)
+                          + [f"output {k}" for k in range(len(dataset.classes), int(logits.shape[-1]))]),
+    }
+
+
+def scatter(workspace: Workspace, progress, layer: str, method: str, features: str = "auto") -> dict:
+    """The 2-D embedding of ``layer`` over the data set, with labels, predictions and the test accuracy.
+
+    Streams as it goes: the PCA layout first (a partial result as soon as the features are extracted), then for
+    t-SNE its intermediate layouts as it converges; each partial is the result's shape with ``coords`` so far and
+    ``method`` the one they come from. t-SNE and UMAP start from that PCA layout, so the points move, not jump.
+    The first picture is interactive work; the convergence after it is long work that steps aside for clicks.
+    """
+    dataset = workspace.dataset
+    model = workspace.model(progress=scaled(progress, 0.0, 0.2))
+    progress(0.2, "class probabilities")
+    with workspace.lock:
+        probabilities = predictions.probabilities(model, dataset)
+        shape = activations.single(model, dataset.images[0], [layer])[layer].shape
+        mode = embedding.feature_mode(tuple(shape), features)
+        # One batched pass over the data set, cached: every method of this layer starts from these features.
+        embedding.layer_features(model, dataset, layer, mode, progress=scaled(progress, 0.25, 0.45))
+    predicted = probabilities.argmax(1).numpy()
+    labels = dataset.labels.numpy()
+    test = dataset.is_test.numpy()
+    sample = embedding.choose_sample(len(labels)) if method in ITERATIVE else None
+    described = {
+        "labels": labels.astype(np.int32),
+        "predicted": predicted.astype(np.int32),
+        "accuracy": float((predicted[test] == labels[test]).mean()) if test.any() else float("nan"),
+        "mode": mode,
+        "values_per_image": int(shape[0]) if mode == "pooled" else int(np.prod(shape)),
+        "shape": list(shape),
+        "sample_size": None if sample is None else int(len(sample)),
+    }
+    pca = embedding.layer_embedding(model, dataset, layer, "pca", mode)
+    if method == "pca":
+        return {**described, "coords": np.asarray(pca, dtype=np.float32), "method": "pca"}
+    progress(0.5, f"PCA shown; {label(method)} starts from it", {**described, "coords": pca, "method": "pca"})
+    converging = scaled(progress, 0.5, 1.0)
+
+    def stream(fraction: float, text: str, partial: dict | None = None) -> None:
+        if partial is not None:
+            partial = {**described, "coords": partial["coords"], "method": method}
+        converging(fraction, text, partial)
+
+    with long_phase(workspace.gate):
+        coords = embedding.layer_embedding(model, dataset, layer, method, mode, progress=stream)
+    return {**described, "coords": np.asarray(coords, dtype=np.float32), "method": method}
+
+
+JOBS = {"describe": describe, "explore.scatter": scatter}
