@@ -86,7 +86,8 @@ def generated_folder(tmp_path_factory):
 
 
 def test_random_resnet18_on_a_generated_folder_streams_its_features_for_the_scatter(generated_folder, cache_root):
-    from compute import extraction, workspace
+    from compute import extraction
+    from compute.jobs import workspace
 
     config = AppConfig(model="resnet18", weights="random", data=str(generated_folder), image_size=64,
                        cache_dir=str(cache_root))

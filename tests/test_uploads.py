@@ -11,6 +11,8 @@ from PIL import Image
 
 from compute import uploads
 from compute.jobs.table import run
+from compute import upload_inputs
+from compute.jobs import variants
 from compute.jobs.workspace import workspace
 from compute.specs.source import Source
 from dashboard.views import upload as upload_view
@@ -67,7 +69,7 @@ def test_the_same_file_is_the_same_upload(uploaded_digit):
 
 def test_a_digit_on_paper_becomes_the_data_sets_own_image(uploaded_digit, digits, trained_model):
     """Inverted, averaged to 8x8 and upsampled, a drawing of scan 13 is the data set's image 13."""
-    image = workspace(Source()).image(-1, {"kind": "upload", "id": uploaded_digit["id"]})
+    image = variants.image(workspace(Source()), -1, {"kind": "upload", "id": uploaded_digit["id"]})
     assert image.shape == digits.images[13].shape
     np.testing.assert_allclose(image.numpy(), digits.images[13].numpy(), atol=0.01)
     with torch.no_grad():
@@ -79,14 +81,14 @@ def test_a_colour_image_for_a_folder_model_is_resized_and_centre_cropped():
     picture = np.zeros((40, 80, 3), np.uint8)
     picture[:, 20:60] = [0, 255, 0]  # the centre square is green, the sides black
     saved = uploads.save(png_bytes(picture, "JPEG"), "wide.jpg")
-    tensor = uploads.as_input(uploads.load(saved["id"]), (3, 20, 20))
+    tensor = upload_inputs.as_input(uploads.load(saved["id"]), (3, 20, 20))
     assert tensor.shape == (3, 20, 20)
     assert tensor[1].mean() > 0.95 and tensor[0].max() < 0.1  # only the green middle is left after the crop
 
 
 def test_every_panel_opens_for_an_upload(uploaded_digit, digits):
     variant = {"kind": "upload", "id": uploaded_digit["id"]}
-    expected = workspace(Source()).image(-1, variant).numpy()
+    expected = variants.image(workspace(Source()), -1, variant).numpy()
     details = run(Source(), "details.panels", {"index": -1, "variant": variant, "layer": "conv2"})
     np.testing.assert_array_equal(details["image"], expected)
     assert details["probabilities"].shape == (10,)
@@ -147,7 +149,7 @@ def test_an_image_folder_with_a_torchvision_model_gets_every_piece(tmp_path):
     picture[5:30, 10:40] = (230, 30, 30)
     saved = uploads.save(png_bytes(picture), "red.png")
     same = [str(path) for path in dataset.images.paths].index(str(tmp_path / "reds" / "0.png"))
-    image = workspace(source).image(-1, {"kind": "upload", "id": saved["id"]})
+    image = variants.image(workspace(source), -1, {"kind": "upload", "id": saved["id"]})
     np.testing.assert_allclose(image.numpy(), dataset.image(same).numpy(), atol=1 / 255)  # the same file, same input
 
     placed = run(source, "uploads.place", {"id": saved["id"], "layer": "avgpool", "method": "pca"})

@@ -1,6 +1,6 @@
 """The views' work called as plain functions: request (controls -> job), the job itself, render (arrays -> figures).
 
-The jobs run in this process here (``compute.workspace.run``); in the app they run in the compute process.
+The jobs run in this process here (``compute.jobs.table.run``); in the app they run in the compute process.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from compute.jobs.table import run
+from compute.jobs import variants
 from compute.jobs.workspace import workspace
 from compute.specs.source import Source
 from components.adversarial import magnification, magnified
@@ -109,7 +110,7 @@ def test_the_opened_adversarial_image_is_the_one_the_panel_shows(context, fgsm_a
     selection = view.selection_for(view.OPEN_ADVERSARIAL, attacked, {"index": INDEX})
     assert selection["label"] == "adversarial, FGSM 32/255"
     params = sample_params(selection)
-    image = workspace(Source()).image(params["index"], params["variant"])
+    image = variants.image(workspace(Source()), params["index"], params["variant"])
     np.testing.assert_allclose(image.numpy(), result["adversarial"], atol=1e-7)
     assert view.selection_for(view.BACK, attacked, selection) == {"index": INDEX}
     assert view.selection_for(view.BACK, attacked, {"index": INDEX}) is None  # already the original
@@ -120,7 +121,7 @@ def test_a_pgd_variant_reproduces_the_pgd_image(context):
     result = run(Source(), request.job, request.params)
     *_, attacked = view.attack_render(context)(result, request.context)
     assert attacked["label"] == "adversarial, PGD 12/255, 5 steps"
-    image = workspace(Source()).image(INDEX, attacked["variant"])
+    image = variants.image(workspace(Source()), INDEX, attacked["variant"])
     np.testing.assert_allclose(image.numpy(), result["adversarial"], atol=1e-7)
 
 

@@ -1,6 +1,6 @@
 """The method panel: a registry's parameter specs become controls, the controls' values become coerced parameters.
 
-Any table of ``compute.params.Method`` entries (attribution methods today) gets a checklist of its methods and one
+Any table of ``compute.specs.params.Method`` entries (attribution methods today) gets a checklist of its methods and one
 block of controls per method, built from each entry's specs; ``parameters`` turns what the controls hold back into
 valid arguments, and says which values were clamped. Nothing here knows a method by name: method-specific starting
 values come from the entry's own ``suggest``.
