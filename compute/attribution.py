@@ -7,9 +7,6 @@ its menus from.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 from torch import nn
 
@@ -29,6 +26,7 @@ from compute.gradients import (
 )
 from compute.layers import run_until
 from compute.params import MapSpec, Method, Param
+from compute.rectifiers import backward_rule, require_rectifiers
 
 __all__ = [
     "INVERSIONS", "METHODS", "MapSpec", "attribution_map", "cached_inversion", "clean_probability", "gradcam",
@@ -134,43 +132,6 @@ INVERSIONS: dict[str, str] = {
 }
 
 
-class _RectifiedReLU(torch.autograd.Function):
-    """ReLU whose backward passes only positive gradient: everywhere (deconvnet) or where x > 0 (guided)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, guided: bool) -> torch.Tensor:
-        ctx.guided = guided
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        grad_in = grad_out.clamp(min=0)
-        return (grad_in * (x > 0) if ctx.guided else grad_in), None
-
-
-@contextmanager
-def _relu_backward_rule(model: nn.Module, guided: bool) -> Iterator[None]:
-    """Within the block every nn.ReLU of ``model`` backpropagates by the deconvnet or guided rule.
-
-    inplace is switched off meanwhile because the replacement needs the ReLU's untouched input.
-    """
-    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
-    inplace = [relu.inplace for relu in relus]
-    handles = []
-    try:
-        for relu in relus:
-            relu.inplace = False
-            handles.append(relu.register_forward_hook(lambda _m, inputs, _out: _RectifiedReLU.apply(inputs[0], guided)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        for relu, was_inplace in zip(relus, inplace):
-            relu.inplace = was_inplace
-
-
 def invert(
     model: nn.Module,
     image: torch.Tensor,
@@ -182,19 +143,21 @@ def invert(
     """Project one channel at ``layer`` back to pixel space, ``(C, H, W)``.
 
     The channel's activations (keep="channel") or only its largest one (keep="max") are the gradient sent
-    back from ``layer``, every other activation zero. Every nn.ReLU backpropagates by the deconvnet rule
-    (relu of the gradient) or the guided-backprop rule (that, and only where the forward input was positive);
-    max pooling's backward routes to the argmax (the "switches") and a conv's backward is its transpose.
-    Only nn.ReLU modules are changed: functional relu calls keep their ordinary gradient.
+    back from ``layer``, every other activation zero. Every rectifier module (nn.ReLU, nn.ReLU6: see
+    :mod:`compute.rectifiers`) backpropagates by the deconvnet rule (relu of the gradient) or the guided-backprop
+    rule (that, and only where the forward input was positive); max pooling's backward routes to the argmax (the
+    "switches") and a conv's backward is its transpose. Functional relu calls keep their ordinary gradient. A model
+    with another activation (SiLU, GELU, ...) raises :class:`compute.rectifiers.NotRectifiedError`.
     """
     check_image(image)
     if method not in INVERSIONS:
         raise ValueError(f"unknown inversion method {method!r}: use one of {', '.join(INVERSIONS)}")
     if keep not in ("channel", "max"):
         raise ValueError(f"keep must be 'channel' or 'max', got {keep!r}")
+    require_rectifiers(model, INVERSIONS[method])
     x = image.detach().to(model_device(model), torch.float32)[None].requires_grad_(True)
-    # The capture hook goes on after the ReLU hooks, so a ReLU layer's captured output is the replaced one.
-    with torch.enable_grad(), _relu_backward_rule(model, guided=method == "guided_backprop"):
+    # The capture hook goes on after the rectifiers' hooks, so a rectifier layer's captured output is the replaced one.
+    with torch.enable_grad(), backward_rule(model, guided=method == "guided_backprop"):
         with capture_output(model, layer) as captured:
             model(x)
         activation = captured[0]
@@ -337,7 +300,7 @@ METHODS: dict[str, Method] = {
     "gradcam": Method(
         gradcam,
         "Grad-CAM",
-        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv layer's rectified output"),),
+        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv block's activated output"),),
         "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
     ),
 }
