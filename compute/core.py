@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from compute import activations, attribution, channels, embedding, models, predictions
+from compute.data_mean import data_mean
 from compute.workspace import Workspace, job, scaled
 
 
@@ -151,8 +152,8 @@ def _method_params(method: str, params: dict, dataset) -> dict:
     """The request's parameters, plus what the data set knows when the method asks for it (occlusion's fill)."""
     function = attribution.METHODS[method].function
     accepted = inspect.signature(function).parameters
-    extra = {"data_mean": tuple(dataset.channel_mean)} if "data_mean" in accepted and dataset.channel_mean else {}
-    return {**params, **extra}
+    mean = data_mean(dataset) if "data_mean" in accepted else ()  # a folder's is measured once, then cached
+    return {**params, "data_mean": mean} if mean else dict(params)
 
 
 @job("attribution.maps")

@@ -59,7 +59,7 @@ class Dataset:
     is_test: torch.Tensor
     description: str = ""
     fingerprint: str = ""
-    channel_mean: tuple[float, ...] = field(default_factory=tuple)
+    channel_mean: tuple[float, ...] = field(default_factory=tuple)  # per channel in [0, 1]; () for a folder
     skipped: list[str] = field(default_factory=list)  # files left out at load time, relative to the folder
 
     def __post_init__(self) -> None:
@@ -275,7 +275,8 @@ def load_folder(path: str | Path, size: int = 224, resize: int | None = None) ->
         description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}"
                     + (f"; {len(skipped)} unreadable file{'s' * (len(skipped) != 1)} skipped" if skipped else ""),
         fingerprint=f"folder:{size}:" + (f"{resize}:" if resize != size else "") + hasher.hexdigest(),
-        channel_mean=(0.485, 0.456, 0.406),
+        # Not known until the images are decoded: compute.data_mean.data_mean measures the folder on first use.
+        channel_mean=(),
         skipped=skipped,
     )
 
