@@ -9,7 +9,8 @@ fingerprint (file names, sizes and times, and the image size), so a changed fold
 Up to :data:`MEAN_SAMPLE` images every image counts; a larger folder is measured on a seeded uniform sample of that
 many images, across all classes. The standard error of a per-channel mean over 4,096 images is the spread of the
 images' mean colours (about 0.15 in [0, 1] for photos) / 64, about 0.002: half of one 8-bit grey level (0.004), so
-the fill and the centre are the same colours as with every image counted, for a tenth of ImageNet's validation set.
+the fill and the centre are the same colours as with every image counted, at 4,096 decodes instead of, say, the
+50,000 of ImageNet's validation set.
 """
 from __future__ import annotations
 
