@@ -23,6 +23,7 @@ def nearest(features, query, k: int, exclude: np.ndarray | None = None) -> tuple
     keep either).
     """
     from sklearn.neighbors import NearestNeighbors  # loaded already where openTSNE ran; a notebook pays on first use
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     query = np.asarray(query, dtype=np.float64)
@@ -31,7 +32,11 @@ def nearest(features, query, k: int, exclude: np.ndarray | None = None) -> tuple
     if k == 0:
         return np.zeros((len(query), 0), np.int64), np.zeros((len(query), 0), np.float32)
     extra = 0 if exclude is None else 1  # one more, so the query's own row can be dropped
-    distances, indices = NearestNeighbors(n_neighbors=k + extra, algorithm="brute").fit(features).kneighbors(query)
+    # One OpenMP thread (a per-thread setting: other jobs keep theirs): a click's search is milliseconds of work, and
+    # scikit-learn's thread team made it 5x slower on a busy machine (245 ms against 47 ms at 50,000 x 50; the
+    # nearest_* rows of bench.layer_switch).
+    with threadpool_limits(1, user_api="openmp"):
+        distances, indices = NearestNeighbors(n_neighbors=k + extra, algorithm="brute").fit(features).kneighbors(query)
     if exclude is not None:
         own = indices == np.asarray(exclude, dtype=np.int64).reshape(-1, 1)
         # Drop the own row, or the farthest where the own row is not among them (more exact duplicates than k).
