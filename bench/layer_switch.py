@@ -126,9 +126,41 @@ def embedding_rows(quick: bool) -> list[Row]:
     return rows
 
 
+def extra_peak_mb(fn) -> float | None:
+    """Megabytes this process's peak resident memory rose above its current size during ``fn()`` (Linux: the peak is
+    reset through /proc/self/clear_refs first), or None where that cannot be read."""
+    def status(field: str) -> float:
+        with open("/proc/self/status") as lines:
+            return next(int(line.split()[1]) for line in lines if line.startswith(field)) / 1024
+
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        before = status("VmRSS:")
+        fn()
+        return status("VmHWM:") - before
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def lowrank_pca(features: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """The same pre-reduction by torch.svd_lowrank (Halko et al.'s algorithm, as ours), centred by its ``M`` argument
+    (the mean, broadcast to the data's shape); its random start from a seeded global generator. (dims, D) components."""
+    import torch
+
+    x = torch.as_tensor(features)
+    mean = x.mean(dim=0, keepdim=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _u, _s, v = torch.svd_lowrank(x, q=min(dims + 10, *x.shape), niter=4, M=mean)
+    return v[:, :dims].T.numpy()
+
+
 def reduction_rows() -> list[Row]:
     """The pre-reduction to 50 dimensions of a layer's features, the largest step before a new layer's first
-    scatter: the torch randomized SVD against scikit-learn's randomized PCA (the baseline), same data, same run."""
+    scatter: the torch randomized SVD against scikit-learn's randomized PCA (the baseline), and against
+    torch.svd_lowrank with ``M=mean`` (the same algorithm in torch itself: time, and extra peak memory, since it
+    broadcasts the mean to the data's shape), same data, same run."""
     from sklearn.decomposition import PCA
 
     from bench.common import timed_interleaved
@@ -145,10 +177,44 @@ def reduction_rows() -> list[Row]:
         times = timed_interleaved({
             "torch": lambda: randomized_pca(features, 50),
             "sklearn": lambda: PCA(n_components=50, random_state=0, svd_solver="randomized").fit_transform(features),
+            "lowrank": lambda: lowrank_pca(features, 50),
         }, repeats=3)
-        rows.append(Row(f"pre_reduction_{layer}", f"PCA to 50 dims of {layer} ({features.shape[0]:,} x "
-                        f"{features.shape[1]:,}): torch randomized SVD (baseline: scikit-learn's randomized PCA)",
+        size = f"{features.shape[0]:,} x {features.shape[1]:,}"
+        rows.append(Row(f"pre_reduction_{layer}", f"PCA to 50 dims of {layer} ({size}): torch randomized SVD "
+                        "(baseline: scikit-learn's randomized PCA)",
                         sec(times["torch"]), sec(times["sklearn"]), ratio(times["torch"] / times["sklearn"])))
+        ours_mb = extra_peak_mb(lambda: randomized_pca(features, 50))
+        lowrank_mb = extra_peak_mb(lambda: lowrank_pca(features, 50))
+        ours_components = randomized_pca(features, 50)[0].components
+        agreement = float(np.abs(np.sum(ours_components[:10] * lowrank_pca(features, 50)[:10], axis=1)).min())
+        memory = "" if ours_mb is None or lowrank_mb is None else f"; extra peak memory {ours_mb:.0f} MB vs " \
+            f"{lowrank_mb:.0f} MB (the data: {features.nbytes / 2**20:.0f} MB)"
+        rows.append(Row(f"pre_reduction_lowrank_{layer}", f"the same, ours (baseline: torch.svd_lowrank(q=60, "
+                        f"niter=4, M=mean)); top-10 components agree to |cos| >= {agreement:.4f}{memory}",
+                        sec(times["torch"]), sec(times["lowrank"]), ratio(times["torch"] / times["lowrank"])))
+    return rows
+
+
+def neighbour_rows() -> list[Row]:
+    """The k nearest neighbours job's search (compute.neighbours.nearest: scikit-learn's brute-force
+    NearestNeighbors in float64, on one OpenMP thread) for one query, on the digits' size and on 50,000 x 50 (a large
+    folder's reduced space); baseline: the same search on scikit-learn's default thread count."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from bench.common import ms, timed_interleaved
+    from compute.neighbours import nearest
+
+    rows = []
+    for count in (1_797, 50_000):
+        features = synthetic_features(count, dims=50)[0]
+        exact = features.astype(np.float64)
+        times = timed_interleaved({
+            "ours": lambda: nearest(features, features[[10]], 12, exclude=np.array([10])),
+            "threads": lambda: NearestNeighbors(n_neighbors=13, algorithm="brute").fit(exact).kneighbors(exact[[10]]),
+        }, repeats=7)
+        rows.append(Row(f"nearest_{count // 1000}k", f"nearest neighbours of one image, {count:,} x 50 features, "
+                        "k = 12: scikit-learn on one OpenMP thread (baseline: its default threads)",
+                        ms(times["ours"]), ms(times["threads"]), ratio(times["ours"] / times["threads"])))
     return rows
 
 
@@ -175,7 +241,7 @@ def colour_change_rows() -> list[Row]:
 
 
 def rows(quick: bool) -> list[Row]:
-    return reduction_rows() + colour_change_rows() + layer_rows(quick) + embedding_rows(quick)
+    return reduction_rows() + neighbour_rows() + colour_change_rows() + layer_rows(quick) + embedding_rows(quick)
 
 
 if __name__ == "__main__":

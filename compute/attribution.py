@@ -7,9 +7,6 @@ its menus from.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 from torch import nn
 
@@ -29,6 +26,7 @@ from compute.gradients import (
 )
 from compute.layers import run_until
 from compute.errors import UserError
+from compute.rectifiers import backward_rule, require_rectifiers
 from compute.specs.attribution import FILLS, INVERSIONS, METHODS, suggested_params
 from compute.specs.params import MapSpec
 
@@ -132,43 +130,6 @@ def clean_probability(model: nn.Module, image: torch.Tensor, target: int) -> flo
 
 
 
-class _RectifiedReLU(torch.autograd.Function):
-    """ReLU whose backward passes only positive gradient: everywhere (deconvnet) or where x > 0 (guided)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, guided: bool) -> torch.Tensor:
-        ctx.guided = guided
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        grad_in = grad_out.clamp(min=0)
-        return (grad_in * (x > 0) if ctx.guided else grad_in), None
-
-
-@contextmanager
-def _relu_backward_rule(model: nn.Module, guided: bool) -> Iterator[None]:
-    """Within the block every nn.ReLU of ``model`` backpropagates by the deconvnet or guided rule.
-
-    inplace is switched off meanwhile because the replacement needs the ReLU's untouched input.
-    """
-    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
-    inplace = [relu.inplace for relu in relus]
-    handles = []
-    try:
-        for relu in relus:
-            relu.inplace = False
-            handles.append(relu.register_forward_hook(lambda _m, inputs, _out: _RectifiedReLU.apply(inputs[0], guided)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        for relu, was_inplace in zip(relus, inplace):
-            relu.inplace = was_inplace
-
-
 def invert(
     model: nn.Module,
     image: torch.Tensor,
@@ -180,19 +141,21 @@ def invert(
     """Project one channel at ``layer`` back to pixel space, ``(C, H, W)``.
 
     The channel's activations (keep="channel") or only its largest one (keep="max") are the gradient sent
-    back from ``layer``, every other activation zero. Every nn.ReLU backpropagates by the deconvnet rule
-    (relu of the gradient) or the guided-backprop rule (that, and only where the forward input was positive);
-    max pooling's backward routes to the argmax (the "switches") and a conv's backward is its transpose.
-    Only nn.ReLU modules are changed: functional relu calls keep their ordinary gradient.
+    back from ``layer``, every other activation zero. Every rectifier module (nn.ReLU, nn.ReLU6: see
+    :mod:`compute.rectifiers`) backpropagates by the deconvnet rule (relu of the gradient) or the guided-backprop
+    rule (that, and only where the forward input was positive); max pooling's backward routes to the argmax (the
+    "switches") and a conv's backward is its transpose. Functional relu calls keep their ordinary gradient. A model
+    with another activation (SiLU, GELU, ...) raises :class:`compute.rectifiers.NotRectifiedError`.
     """
     check_image(image)
     if method not in INVERSIONS:
         raise UserError(f"unknown inversion method {method!r}: use one of {', '.join(INVERSIONS)}")
     if keep not in ("channel", "max"):
         raise ValueError(f"keep must be 'channel' or 'max', got {keep!r}")
+    require_rectifiers(model, INVERSIONS[method])
     x = image.detach().to(model_device(model), torch.float32)[None].requires_grad_(True)
-    # The capture hook goes on after the ReLU hooks, so a ReLU layer's captured output is the replaced one.
-    with torch.enable_grad(), _relu_backward_rule(model, guided=method == "guided_backprop"):
+    # The capture hook goes on after the rectifiers' hooks, so a rectifier layer's captured output is the replaced one.
+    with torch.enable_grad(), backward_rule(model, guided=method == "guided_backprop"):
         with capture_output(model, layer) as captured:
             model(x)
         activation = captured[0]

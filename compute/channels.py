@@ -19,10 +19,11 @@ from compute import activations
 from compute.cache import memoize
 from compute.device import activation_floats, batch_size_for, model_device
 from compute.progress import Progress
+from compute.rectifiers import is_rectifier
 
-# The dead-channel table lists the rectifiers: after them "never fires" is final. A conv layer right before a ReLU
-# would repeat its ReLU's row, and before a BatchNorm its sign means nothing; rows of both cost a second pass each.
-RECTIFIER_TYPES = (nn.ReLU, nn.ReLU6)
+# The dead-channel table lists the rectifiers (compute.rectifiers): after them "never fires" is final. A conv layer
+# right before a ReLU would repeat its ReLU's row, and before a BatchNorm its sign means nothing; rows of both cost a
+# second pass each.
 
 
 @dataclass(frozen=True)
@@ -176,10 +177,11 @@ def stats_many(model: nn.Module, images, layers: list[str], k: int = 9, batch_si
 
 
 def channel_layers(model: nn.Module, input_shape: tuple[int, ...] | None = None) -> list[str]:
-    """The rows of the dead table, in call order: every ReLU call site (``layer1.0.relu``, ``layer1.0.relu_1``),
-    or the conv layers of a model that applies its ReLUs as functions (no ReLU modules to name)."""
+    """The rows of the dead table, in call order: every rectifier call site (``layer1.0.relu``, ``layer1.0.relu_1``;
+    nn.ReLU6 too, see :mod:`compute.rectifiers`), or the conv layers of a model that applies its ReLUs as functions
+    (no ReLU modules to name)."""
     names = activations.layers(model, input_shape)
-    rectifiers = [name for name in names if isinstance(activations.module(model, name), RECTIFIER_TYPES)]
+    rectifiers = [name for name in names if is_rectifier(activations.module(model, name))]
     return rectifiers or [name for name in names if isinstance(activations.module(model, name), nn.Conv2d)]
 
 

@@ -222,7 +222,8 @@ def load_folder(path: str | Path, size: int = 224, resize: int | None = None) ->
         description=f"image folder {root.name}: {len(paths)} images, {len(groups)} classes, shown at {size}x{size}"
                     + (f"; {len(skipped)} unreadable file{'s' * (len(skipped) != 1)} skipped" if skipped else ""),
         fingerprint=f"folder:{size}:" + (f"{resize}:" if resize != size else "") + hasher.hexdigest(),
-        channel_mean=(0.485, 0.456, 0.406),
+        # Not known until the images are decoded: compute.data_mean.data_mean measures the folder on first use.
+        channel_mean=(),
         skipped=skipped,
     )
 

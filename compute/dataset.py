@@ -36,7 +36,7 @@ class Dataset:
     is_test: torch.Tensor
     description: str = ""
     fingerprint: str = ""
-    channel_mean: tuple[float, ...] = field(default_factory=tuple)
+    channel_mean: tuple[float, ...] = field(default_factory=tuple)  # per channel in [0, 1]; () for a folder
     skipped: list[str] = field(default_factory=list)  # files left out at load time, relative to the folder
 
     def __post_init__(self) -> None:

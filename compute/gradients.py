@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compute import layers
+from compute import layers, rectifiers
 from compute.device import activation_floats, batch_size_for, model_device
 from compute.progress import Progress
 
@@ -199,18 +199,20 @@ def integrated_gradients(
 # ---------------------------------------------------------------------------------------------- layers
 
 def last_conv_block(model: torch.nn.Module, input_shape: tuple[int, ...] | None = None) -> str:
-    """The rectified output of the last conv block: the first nn.ReLU call after the last nn.Conv2d call in the
-    forward (``layer4.1.relu_1`` on resnet18, after ``conv2`` and ``bn2``), else that conv itself.
+    """The activated output of the last conv block: the first activation call (a rectifier such as nn.ReLU or
+    nn.ReLU6, or another activation such as SiLU: :func:`compute.rectifiers.is_activation`) with a 4-D output after
+    the last nn.Conv2d call in the forward (``layer4.1.relu_1`` on resnet18, after ``conv2`` and ``bn2``;
+    ``features.18.2``, a ReLU6, on MobileNetV2), else that conv itself.
 
-    Grad-CAM is meant for rectified feature maps; a conv's raw output (before its BatchNorm, on a ResNet) can be
-    negative everywhere. The call order comes from one forward of an ``input_shape`` (C, H, W) input, see
+    Grad-CAM is meant for a block's activated feature maps; a conv's raw output (before its BatchNorm, on a ResNet)
+    can be negative everywhere. The call order comes from one forward of an ``input_shape`` (C, H, W) input, see
     :func:`compute.layers.call_sites`.
     """
     sites = layers.call_sites(model, input_shape)
     convs = [k for k, site in enumerate(sites) if isinstance(site.module, torch.nn.Conv2d)]
     if not convs:
         raise ValueError("the model has no nn.Conv2d layer; name a layer explicitly")
-    after = [site for site in sites[convs[-1] + 1:] if isinstance(site.module, torch.nn.ReLU) and site.output_ndim == 4]
+    after = [site for site in sites[convs[-1] + 1:] if rectifiers.is_activation(site.module) and site.output_ndim == 4]
     return after[0].name if after else sites[convs[-1]].name
 
 

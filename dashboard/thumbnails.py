@@ -5,9 +5,10 @@
 uploaded image (``compute/uploads.py`` saved it; the server reads it itself: no model, no data set).
 
 The web server holds no data set, so the pixels come from the compute process (job ``images.thumbnails``). One
-request fetches a whole block of neighbouring indices and keeps their PNG bytes in a bounded LRU, so the hundreds of
-requests a gallery or a scatter of images sends in a burst cost a few jobs, not hundreds. ``prefetch`` fetches an
-exact list in one job (a random subset of a 50,000-image folder would otherwise decode whole blocks around each).
+request fetches a whole block of neighbouring indices and keeps their PNG bytes in a bounded LRU (cachetools'
+``LRUCache``, sized in bytes), so the hundreds of requests a gallery or a scatter of images sends in a burst cost a
+few jobs, not hundreds. ``prefetch`` fetches an exact list in one job (a random subset of a 50,000-image folder would
+otherwise decode whole blocks around each).
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import hashlib
 import io
 import logging
 import threading
-from collections import OrderedDict
 
 import numpy as np
+from cachetools import LRUCache
 from flask import Response, abort, request
 
 from compute.specs import images as image_sizes
@@ -68,29 +69,21 @@ class ThumbnailStore:
         self.count = int(count)
         self.block = LARGE_BLOCK if int(np.prod(image_shape)) <= SMALL_IMAGE_VALUES else SMALL_BLOCK
         self.max_bytes = max_bytes
-        self._pngs: "OrderedDict[tuple[int, int], bytes]" = OrderedDict()
-        self._bytes = 0
+        # Bounded by the PNGs' bytes; not thread-safe by itself, so every use holds ``_lock``.
+        self._pngs: "LRUCache[tuple[int, int], bytes]" = LRUCache(max_bytes, getsizeof=len)
         self._lock = threading.Lock()
         self._block_locks: dict[tuple[int, int], threading.Lock] = {}
         self.jobs_run = 0  # how many fetches reached the compute process (the tests and the bench read it)
 
     def _get(self, key: tuple[int, int]) -> bytes | None:
         with self._lock:
-            png = self._pngs.get(key)
-            if png is not None:
-                self._pngs.move_to_end(key)
-            return png
+            return self._pngs.get(key)  # a hit becomes the most recently used
 
     def _put_many(self, items: list[tuple[tuple[int, int], bytes]]) -> None:
         with self._lock:
             for key, png in items:
-                if key in self._pngs:
-                    continue
-                self._pngs[key] = png
-                self._bytes += len(png)
-            while self._bytes > self.max_bytes and len(self._pngs) > 1:
-                _, dropped = self._pngs.popitem(last=False)
-                self._bytes -= len(dropped)
+                if key not in self._pngs and len(png) <= self.max_bytes:  # a PNG over the whole budget: not kept
+                    self._pngs[key] = png  # evicts the least recently used until the bytes fit
 
     def _fetch(self, indices: list[int], size: int) -> dict[int, bytes]:
         result = self.service.run("images.thumbnails", {"indices": indices, "size": size}, timeout=JOB_TIMEOUT_S)

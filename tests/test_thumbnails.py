@@ -112,6 +112,33 @@ def test_the_store_keeps_within_its_byte_limit_and_prefetches_exactly(context, d
     assert store.prefetch([1000], 32) == 0  # held already: no job
 
 
+def test_the_store_drops_the_least_recently_used_thumbnail_first():
+    """A store with room for two PNGs: asking for the older one again makes the other the one a third one evicts."""
+
+    class Fixed:
+        """A service answering each index with a PNG of a fixed size (zeros)."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def run(self, name, params, timeout=None):
+            self.calls += 1
+            return {"indices": params["indices"], "images": [np.zeros((4, 4, 1), np.uint8)] * len(params["indices"])}
+
+    size = len(thumbnails.encode_png(np.zeros((4, 4, 1), np.uint8)))
+    service = Fixed()
+    store = thumbnails.ThumbnailStore(service, 1000, (1, 4, 4), max_bytes=2 * size)
+    store.prefetch([0]), store.prefetch([1])
+    store.png(0)  # 0 is now the most recently used
+    store.prefetch([2])  # room for two: 1 goes
+    assert sorted(index for index, _size in store._pngs) == [0, 2]
+    calls = service.calls
+    store.png(0), store.png(2)
+    assert service.calls == calls  # both still held: no job
+    store.png(1)  # dropped: fetched again (with its block)
+    assert service.calls == calls + 1
+
+
 def test_an_upload_is_served_from_its_saved_file(served):
     client, _, _ = served
     picture = np.zeros((30, 60, 3), np.uint8)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from compute.jobs.table import run
 from compute.specs.source import Source
@@ -149,12 +150,39 @@ def test_the_gallery_shows_the_jobs_top_images_and_marks_them_for_the_scatter(co
     assert f"{result['firing_rate']:.0%}" in note
 
 
-def test_a_dead_channel_says_so_and_rings_nothing(context):
-    stats = job(channels.stats_request("", "relu2", None))
-    if not stats["dead_channels"]:
-        pytest.skip("this training left relu2 without dead channels")
-    request = channels.gallery_request({"layer": "relu2", "channel": stats["dead_channels"][0]})
-    _, note, mark = channels.gallery_render(job(request), request.context)
+KILLED = 5  # the relu2 channel the checkpoint below kills
+
+
+@pytest.fixture(scope="module")
+def killed_source(trained_model, tmp_path_factory) -> Source:
+    """The trained digits CNN with conv2's channel 5 switched off (zero weights, bias -1): relu2's channel 5 is 0 on
+    every image, so it is dead whatever the training left, and the dead-channel paths always run."""
+    state = {name: value.clone() for name, value in trained_model.state_dict().items()}
+    state["conv2.weight"][KILLED] = 0.0
+    state["conv2.bias"][KILLED] = -1.0
+    path = tmp_path_factory.mktemp("killed") / "relu2-channel-5-dead.pt"
+    torch.save(state, path)
+    return Source(checkpoint=str(path))
+
+
+def test_a_dead_channel_is_flagged_in_the_chart_and_the_summary(killed_source):
+    request = channels.stats_request("", "relu2", None)
+    result = run(killed_source, request.job, request.params)
+    assert KILLED in result["dead_channels"] and result["firing_rate"][KILLED] == 0.0
+    figure, summary, _ = channels.stats_render(result, request.context)
+    _bars, dead = figure.data
+    assert KILLED in [int(x) for x in dead.x]
+    text = "".join(part if isinstance(part, str) else str(part.children) for part in summary)
+    assert f"{len(result['dead_channels'])} of 32 channels dead" in text and str(KILLED) in text
+
+
+def test_a_dead_channel_says_so_and_rings_nothing(killed_source):
+    request = channels.gallery_request({"layer": "relu2", "channel": KILLED})
+    result = run(killed_source, request.job, request.params)
+    assert result["dead"] and result["firing_rate"] == 0.0
+    # Every image ties at zero: the "top" images are the first ones, in index order.
+    assert [int(i) for i in result["indices"]] == list(range(channels.TOP_K))
+    _, note, mark = channels.gallery_render(result, request.context)
     assert mark is None and "dead" in str(note.children)
 
 

@@ -6,6 +6,7 @@ import inspect
 import torch
 
 from compute import attribution
+from compute.data_mean import data_mean
 from compute.errors import UserError
 from compute.jobs import variants
 from compute.jobs.workspace import Workspace
@@ -13,11 +14,11 @@ from compute.progress import scaled
 
 
 def _method_params(method: str, params: dict, dataset) -> dict:
-    """The request's parameters, plus what the data set knows when the method asks for it (occlusion's fill)."""
-    function = attribution.METHODS[method].function
-    accepted = inspect.signature(function).parameters
-    extra = {"data_mean": tuple(dataset.channel_mean)} if "data_mean" in accepted and dataset.channel_mean else {}
-    return {**params, **extra}
+    """The request's parameters, plus what the data set knows when the method asks for it (occlusion's fill: the
+    data's own mean colour; a folder's is measured once, then cached)."""
+    accepted = inspect.signature(attribution.METHODS[method].function).parameters
+    mean = data_mean(dataset) if "data_mean" in accepted else ()
+    return {**params, "data_mean": mean} if mean else dict(params)
 
 
 def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, target: int | None = None,
@@ -31,6 +32,8 @@ def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, 
     dataset = workspace.dataset
     image = variants.image(workspace, index, variant, progress)
     model = workspace.model(epoch, progress=progress)
+    # Outside the lock: a folder's first occlusion measures its mean colour (once) without holding the model.
+    params_of = {method: _method_params(method, params, dataset) for method, params in methods.items()}
     with workspace.lock:
         with torch.no_grad():
             logits = model(image[None].to(workspace.device))
@@ -52,7 +55,7 @@ def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, 
             for method, params in methods.items():
                 report = scaled(progress, done / steps, (done + 1) / steps)
                 maps = attribution.attribution_map(net, image, chosen, method,
-                                                   _method_params(method, params, dataset), progress=report)
+                                                   params_of[method], progress=report)
                 results[name][method] = variants.plain(maps if isinstance(maps, dict) else {"map": maps})
                 done += 1
                 progress(done / steps, f"{attribution.METHODS[method].label} ({name}) done")

@@ -39,7 +39,7 @@ def nearest_job(workspace: Workspace, progress, index: int, layer: str, features
         else:
             query, exclude = reduced[int(index)][None], np.array([int(index)])
     progress(0.9, "searching the nearest neighbours")
-    indices, distances = nearest(reduced, query, int(k), device=workspace.device, exclude=exclude)
+    indices, distances = nearest(reduced, query, int(k), exclude=exclude)
     return {"index": int(index), "indices": indices[0], "distances": distances[0],
             "labels": dataset.labels[torch.as_tensor(indices[0])].numpy(), "mode": mode,
             "dimensions": int(reduced.shape[1]),

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from compute.cache import memoize
+from compute.data_mean import data_mean
 from compute.maximize import objectives as objective_table
 from compute.maximize.param import PARAMETERIZATIONS, magnitude_spectrum
 from compute.maximize.quality import best_in_data, ratios
@@ -37,7 +38,7 @@ def preview(images: torch.Tensor) -> np.ndarray:
 
 
 def data_center(dataset) -> Any:
-    return tuple(dataset.channel_mean) if getattr(dataset, "channel_mean", None) else 0.5
+    return data_mean(dataset) or 0.5  # a folder's own mean colour, measured once (compute.data_mean)
 
 
 @memoize

@@ -66,7 +66,7 @@ METHODS: dict[str, Method] = {
     "gradcam": Method(
         "compute.gradients:gradcam",
         "Grad-CAM",
-        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv layer's rectified output"),),
+        (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv block's activated output"),),
         "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
     ),
 }
