@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from compute import activations, attribution, channels, embedding, models, predictions
+from compute.device import device_name
 from compute.workspace import Workspace, job, scaled
 
 
@@ -61,7 +62,7 @@ def describe(workspace: Workspace, progress) -> dict:
         "layer_shapes": {name: list(output.shape) for name, output in outputs.items()},
         "conv_layers": conv_layers,
         "default_layer": default_layer,
-        "device": str(workspace.device),
+        "device": device_name(workspace.device),
         "skipped": list(getattr(dataset, "skipped", []) or []),
         # Names of the model's outputs (a predicted index may exceed the data's classes: ImageNet weights on a folder).
         "model_classes": (list(getattr(net, "categories", None) or []) or list(dataset.classes)

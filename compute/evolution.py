@@ -294,11 +294,6 @@ def embed_checkpoints(
 
 # ------------------------------------------------------------------------------------------ jobs
 
-def _built_in_only(workspace) -> None:
-    if workspace.source.model != training.MODEL or workspace.source.checkpoint is not None:
-        raise ValueError(f"the evolution needs per-epoch checkpoints: only the built-in {training.MODEL} (and its runs) has them")
-
-
 @job("evolution.embed")
 def embed_job(workspace, progress, layer: str, method: str = "pca", mode: str = "auto", run: str | None = None,
               seed: int = 0) -> dict:
@@ -307,10 +302,12 @@ def embed_job(workspace, progress, layer: str, method: str = "pca", mode: str = 
     Returns layouts (E, N, 2) float32 (all frames at once, so the page animates without a round trip per frame),
     labels (N,), is_test (N,), predicted (E, N), the per-epoch numbers, epochs, classes and the alignment sentence.
     """
-    _built_in_only(workspace)
-    needs_training = run in (None, training.DEFAULT_RUN) and not any(r.name == training.DEFAULT_RUN for r in training.runs())
+    model, data = training.built_in(workspace)
+    needs_training = run in (None, training.DEFAULT_RUN) and not any(
+        r.name == training.DEFAULT_RUN for r in training.runs(model, data))
     split = 0.3 if needs_training else 0.0
-    checkpoints = training.run_checkpoints(run, progress=scaled(progress, 0.0, split) if needs_training else None)
+    checkpoints = training.run_checkpoints(run, progress=scaled(progress, 0.0, split) if needs_training else None,
+                                           model=model, dataset=data)
     dataset = workspace.dataset
     # The checkpoints are loaded into models of this job's own, so the workspace's lock is not needed.
     evolution = embed_checkpoints(checkpoints, dataset, layer, method, seed=seed, mode=mode,

@@ -192,7 +192,7 @@ def _epochs(workspace: Workspace, progress) -> list[tuple[int | None, str]]:
     source = workspace.source
     if source.model in models.MODELS and source.checkpoint is None:
         workspace.model(progress=progress)  # trains the built-in model on first use, writing its checkpoints
-        return [(c.epoch, f"epoch {c.epoch}") for c in models.checkpoints(source.model)]
+        return [(c.epoch, f"epoch {c.epoch}") for c in models.checkpoints(source.model, workspace.dataset)]
     return [(0, "untrained"), (None, "checkpoint")]
 
 
@@ -236,7 +236,8 @@ def evolution_job(workspace: Workspace, progress, layer: str, mode: str = "auto"
 
     progress(0.0, "listing the saved epochs")
     states = _epochs(workspace, progress)
-    accuracy = {c.epoch: c.test_accuracy for c in models.checkpoints(workspace.source.model)} if states[-1][0] is not None else {}
+    accuracy = ({c.epoch: c.test_accuracy for c in models.checkpoints(workspace.source.model, workspace.dataset)}
+                if states[-1][0] is not None else {})
     rows = []
     for step, (epoch, label) in enumerate(states):
         with workspace.lock:

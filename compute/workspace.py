@@ -125,7 +125,7 @@ class Workspace:
             if epoch not in self._models:
                 self._models[epoch] = models.load(self.source.model, epoch=epoch, checkpoint=self.source.checkpoint,
                                                   device=self.device, progress=progress, weights=self.source.weights,
-                                                  num_classes=len(self.dataset.classes))
+                                                  num_classes=len(self.dataset.classes), dataset=self.dataset)
             return self._models[epoch]
 
     def untrained_model(self) -> torch.nn.Module:

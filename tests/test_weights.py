@@ -165,7 +165,7 @@ def test_diversity_is_zero_for_identical_filters_one_for_orthogonal_ones():
 def test_kernels_job_on_the_built_in_model(trained_model):
     result = run(Source(), "weights.kernels", {"layer": "conv1"})
     assert result["mode"] == "channel" and result["input_channel"] == 0
-    assert result["shape"] == (16, 1, 3, 3) and result["grid"].shape == (16, 3, 3)
+    assert result["shape"] == (16, 1, 5, 5) and result["grid"].shape == (16, 5, 5)
     expected = weights.kernels(trained_model, "conv1")
     np.testing.assert_allclose(result["grid"], weights.kernel_grid(expected), atol=1e-6)
     np.testing.assert_allclose(result["smoothness"], weights.smoothness(expected), atol=1e-6)
@@ -177,9 +177,9 @@ def test_kernels_job_on_the_built_in_model(trained_model):
 
 
 def test_training_raises_smoothness_while_filters_stay_nearly_orthogonal(trained_model):
-    """Measured on the built-in model (epochs 0 -> 10): smoothness rises in every conv layer (conv1 0.21 -> 0.25,
-    conv2 0.19 -> 0.33, conv3 0.19 -> 0.30); diversity does not rise: random filters are already nearly
-    orthogonal (1.00) and training makes them slightly more alike (0.95-0.99)."""
+    """Measured on the built-in model (epochs 0 -> 10): smoothness rises in every conv layer (conv1 0.20 -> 0.80,
+    conv2 0.20 -> 0.39, conv3 0.19 -> 0.29; white noise 0.196); diversity stays near 1: random filters are already
+    nearly orthogonal (0.98-1.00), and training leaves them so (0.95-1.02; conv1's opposite edges pass 1)."""
     from compute import models
 
     epochs = [c.epoch for c in models.checkpoints("digits-cnn")]
@@ -187,12 +187,42 @@ def test_training_raises_smoothness_while_filters_stay_nearly_orthogonal(trained
         result = run(Source(), "weights.evolution", {"layer": layer})
         assert result["epochs"] == epochs and result["labels"][0] == "epoch 0"
         assert result["grids"].shape[0] == len(epochs) == result["smoothness"].shape[0]
-        assert result["mean_smoothness"][-1] > result["mean_smoothness"][0] + 0.02
-        assert result["mean_smoothness"][0] == pytest.approx(result["noise_smoothness"], abs=0.05)
-        assert 0.9 < result["diversity"][-1] <= result["diversity"][0] + 0.01
+        assert result["mean_smoothness"][-1] > result["mean_smoothness"][0] + 0.05
+        assert result["mean_smoothness"][0] == pytest.approx(result["noise_smoothness"], abs=0.03)
+        assert abs(result["diversity"][0] - 1) < 0.05 and abs(result["diversity"][-1] - 1) < 0.1
         assert result["test_accuracy"][-1] > 0.9 > result["test_accuracy"][0]
         first = run(Source(), "weights.kernels", {"layer": layer, "epoch": 0})
         np.testing.assert_allclose(result["grids"][0], first["grid"], atol=1e-6)
+
+
+def orientation_coherence(kernel: np.ndarray) -> float:
+    """How much one direction dominates a kernel's gradients (the structure tensor's coherence, ((l1 - l2) /
+    (l1 + l2))^2): near 1 for an edge or a bar, near 0 for a round blob; white-noise 5x5 kernels pass 0.5 9% of the
+    time."""
+    dx = (kernel[:, 1:] - kernel[:, :-1])[:-1]
+    dy = (kernel[1:, :] - kernel[:-1, :])[:, :-1]
+    tensor = np.array([[np.sum(dx * dx), np.sum(dx * dy)], [np.sum(dx * dy), np.sum(dy * dy)]])
+    low, high = np.linalg.eigvalsh(tensor)
+    return float(((high - low) / (high + low)) ** 2)
+
+
+def test_the_first_layer_teaches_the_filters_slide(trained_model):
+    """The built-in model's conv1 (5x5): white noise before training, smooth oriented stroke detectors after.
+    Measured (seed 0, 2 threads): mean smoothness 0.200 untrained, 0.805 trained, against 0.196 for white noise (a
+    margin of 0.61 over noise; the smallest filter 0.75); 12 of 16 filters oriented (coherence > 0.5; 1 untrained);
+    test accuracy 99.4%."""
+    from compute import models
+
+    noise = weights.noise_smoothness()
+    untrained, trained = models.load("digits-cnn", epoch=0), trained_model
+    before = weights.smoothness(weights.kernels(untrained, "conv1"))
+    after = weights.smoothness(weights.kernels(trained, "conv1"))
+    assert weights.kernels(trained, "conv1").shape == (16, 1, 5, 5)
+    assert before.mean() == pytest.approx(noise, abs=0.03)
+    assert after.mean() > noise + 0.45 and after.min() > noise + 0.2
+    oriented = [orientation_coherence(k[0]) > 0.5 for k in weights.kernels(trained, "conv1").numpy()]
+    assert sum(oriented) >= 8
+    assert models.checkpoints("digits-cnn")[-1].test_accuracy >= 0.97
 
 
 # ----------------------------------------------------------------------------------------------- figures
