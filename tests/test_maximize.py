@@ -350,6 +350,15 @@ def test_a_whole_layer_of_classes_is_one_image_per_class(trained_model):
     assert (result.probabilities.argmax(dim=1) == torch.arange(10)).float().mean() >= 0.8
 
 
+def test_the_built_in_model_carries_its_input_shape_so_no_image_shape_is_needed(trained_model):
+    from compute import models
+
+    model = models.load("digits-cnn")
+    assert model.input_shape == DIGITS and models.build("cifar10-cnn").input_shape == (3, 32, 32)
+    result = maximize(model, ("class", 3), steps=5)  # fell back to 224x224 before, which the model cannot take
+    assert result.images.shape == (1, *DIGITS) and result.settings["image_shape"] == DIGITS
+
+
 def test_a_wrong_image_shape_says_which_setting_fixes_it(trained_model):
     with pytest.raises(ValueError, match="image_shape"):
         maximize(trained_model, ("class", 1), steps=1, image_shape=(1, 20, 20))
