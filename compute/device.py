@@ -21,7 +21,7 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise UserError(f"device {preference!r} was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     try:
         chosen = torch.device(preference)
     except RuntimeError as error:
@@ -29,6 +29,18 @@ def pick_device(preference: str = "auto") -> torch.device:
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         raise UserError(f"device {preference!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
     return chosen
+
+
+def device_name(device: torch.device | str) -> str:
+    """The exact device, as the page and the command line report it: ``cpu``, or ``cuda:3 (NVIDIA H100 ...)``.
+
+    A CUDA device without an index (what ``auto`` picks) is the current one, so it is named with that index.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

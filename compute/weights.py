@@ -20,9 +20,6 @@ from compute.activations import LayerError
 from compute.layers import conv_layers
 
 MODES = ("auto", "rgb", "channel", "norm")
-# Spectra are sampled on at least this many frequencies per axis (the kernel zero-padded to it): a 3x3 kernel's own
-# 3-point DFT only has the frequencies 0 and +-1/3, too coarse to tell low from high.
-SPECTRUM_SIZE = 16
 # "Low" spatial frequencies: radius |f| <= LOW_FREQUENCY_RADIUS cycles per pixel, i.e. half the Nyquist frequency
 # (0.5). Half, not a quarter: a 3x3 kernel can only vary at periods >= 2 pixels, and a quarter of Nyquist (periods
 # >= 8 pixels) would leave even a Gaussian with most of its energy counted as "high".
@@ -99,42 +96,54 @@ def input_channel_norms(weights: torch.Tensor) -> np.ndarray:
     return torch.as_tensor(weights).float().flatten(2).norm(dim=2).numpy()
 
 
-def _low_frequency_mask(size: int) -> torch.Tensor:
-    """(size, size) bool: the DFT frequencies of a size x size grid with radius <= LOW_FREQUENCY_RADIUS."""
-    frequencies = torch.fft.fftfreq(size)  # cycles per pixel, in [-0.5, 0.5)
-    radius = torch.sqrt(frequencies[:, None] ** 2 + frequencies[None, :] ** 2)
-    return radius <= LOW_FREQUENCY_RADIUS + 1e-9
+def _low_frequency_operator(height: int, width: int) -> torch.Tensor:
+    """(h*w, h*w) float64: the Gram matrix A with v^T A v = the energy of a kernel v (flattened h x w) inside the disc
+    |f| <= LOW_FREQUENCY_RADIUS of its continuous spectrum (the DTFT on the frequency square [-0.5, 0.5]^2).
+
+    |W(f)|^2 = sum over tap pairs of v_p v_q e^{-2 pi i f.(p - q)}, and the disc's integral of e^{-2 pi i f.d} is
+    R J1(2 pi R |d|) / |d| (pi R^2 at d = 0): the Fourier transform of a disc, in closed form, so no frequency grid
+    (and no padding) is involved.
+    """
+    rows, columns = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                                   indexing="ij")
+    positions = torch.stack([rows.flatten(), columns.flatten()], dim=1)
+    distance = torch.cdist(positions, positions)
+    radius = LOW_FREQUENCY_RADIUS
+    safe = distance.clamp_min(1e-12)
+    return torch.where(distance > 0, radius * torch.special.bessel_j1(2 * math.pi * radius * safe) / safe,
+                       torch.full_like(distance, math.pi * radius**2))
 
 
-def smoothness(weights, chunk_floats: int = 1 << 22) -> np.ndarray:
+def smoothness(weights) -> np.ndarray:
     """(out,) per filter: the share of its spectral energy at low spatial frequencies, in [0, 1].
 
-    weights: (out, in, kh, kw). Each input channel's kernel is zero-padded to ``max(16, 2 * k)`` pixels per side
-    and Fourier transformed; the power |F|^2 is summed over input channels; the share is the power at radius
-    <= 0.25 cycles per pixel (half the Nyquist frequency) over the total power. The padding samples the kernel's
-    continuous spectrum finely and does not change the total (Parseval), so the share does not depend on it.
-    White noise scores about 0.19 (the share of the frequency square inside that disc, :func:`noise_smoothness`),
-    a constant or Gaussian kernel close to 1, a checkerboard 0. An all-zero filter gives NaN.
-    Computed in chunks of output channels so a 512x512x3x3 layer never holds its whole spectrum.
+    weights: (out, in, kh, kw). A kernel's spectrum is its continuous Fourier transform (the DTFT) over the frequency
+    square [-0.5, 0.5]^2 cycles per pixel; the share is its energy inside the disc of radius 0.25 (half the Nyquist
+    frequency) over its total energy, both summed over input channels. It is computed exactly, as a quadratic form
+    of the weights (:func:`_low_frequency_operator`), so it depends on no padding or frequency grid, and embedding
+    a kernel in a larger one of zeros leaves it unchanged.
+
+    White noise scores pi/16 = 0.196 on average whatever the kernel size (:func:`noise_smoothness`), a constant or
+    Gaussian kernel close to 1, a checkerboard close to 0. An all-zero filter gives NaN.
     """
-    weights = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights).float().cpu()
+    weights = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights)
+    weights = weights.detach().to("cpu", torch.float64)
     out_channels, in_channels, height, width = weights.shape
-    size = max(SPECTRUM_SIZE, 2 * max(height, width))
-    low = _low_frequency_mask(size)
-    per_filter = max(1, chunk_floats // (in_channels * size * size))
-    shares = []
-    for start in range(0, out_channels, per_filter):
-        power = torch.fft.fft2(weights[start : start + per_filter], s=(size, size)).abs().square().sum(dim=1)
-        total = power.sum(dim=(1, 2))
-        low_energy = (power * low).sum(dim=(1, 2))
-        shares.append(torch.where(total > 0, low_energy / total.clamp_min(1e-30), torch.tensor(math.nan)))
-    return torch.cat(shares).numpy()
+    flat = weights.reshape(out_channels, in_channels, height * width)
+    operator = _low_frequency_operator(height, width)
+    low_energy = torch.einsum("oip,pq,oiq->o", flat, operator, flat)
+    total = flat.square().sum(dim=(1, 2))  # Parseval: the energy over the whole square
+    share = torch.where(total > 0, low_energy / total.clamp_min(1e-300), torch.tensor(math.nan, dtype=torch.float64))
+    return share.float().numpy()
 
 
-def noise_smoothness(kernel_size: int = 3) -> float:
-    """The share :func:`smoothness` gives white noise on average: the low-frequency fraction of the sampled grid."""
-    size = max(SPECTRUM_SIZE, 2 * kernel_size)
-    return float(_low_frequency_mask(size).float().mean())
+def noise_smoothness() -> float:
+    """The mean share :func:`smoothness` gives white noise: pi R^2 = pi/16, the disc's share of the frequency square.
+
+    Exact for any noise whose weights are independent draws of one symmetric distribution (Gaussian, or the uniform
+    of PyTorch's default initialisation): by symmetry E[v_p v_q / |v|^2] is 0 for p != q and 1/n for p = q, so the
+    mean share is the mean diagonal entry of the operator, pi R^2 for every kernel size."""
+    return math.pi * LOW_FREQUENCY_RADIUS**2
 
 
 def diversity(weights) -> float:

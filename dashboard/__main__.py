@@ -17,10 +17,12 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
         prog="python -m dashboard",
         description="Featurescope: an interactive dashboard of what a convolutional network has learned.",
     )
-    parser.add_argument("--model", default="digits-cnn",
+    parser.add_argument("--model", default=None,
                         help=f"built-in model ({', '.join(models.MODELS)}); a torchvision classifier name such as "
                              "resnet18 (with --weights or --checkpoint); package.module:function that returns the "
-                             "model (an nn.Module taking images in [0, 1]); or a TorchScript file. Default: digits-cnn")
+                             "model (an nn.Module taking images in [0, 1]); or a TorchScript file. Default: the "
+                             "built-in CNN of the data (cifar10-cnn for --data cifar10, trained on first use), else "
+                             "digits-cnn")
     parser.add_argument("--weights", default=None,
                         help="torchvision weights: DEFAULT, an enum name such as ResNet18_Weights.IMAGENET1K_V1 "
                              "(read from the torch hub cache, never downloaded), or random (a quick look)")
@@ -57,8 +59,9 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
             parser.exit(2, f"featurescope: error: {option} {value} is not a size in pixels (1..4096)\n")
     if args.resize is not None and args.image_size is not None and args.resize < args.image_size:
         parser.exit(2, f"featurescope: error: --resize {args.resize} is smaller than --image-size {args.image_size}\n")
+    model = args.model or models.default_model(args.data)
     return AppConfig(
-        model=args.model, data=args.data or models.default_dataset(args.model), layer=args.layer,
+        model=model, data=args.data or models.default_dataset(model), layer=args.layer,
         checkpoint=args.checkpoint, device=args.device, cache_dir=args.cache_dir, host=args.host, port=args.port,
         debug=args.debug, embedding=args.embedding, cluster=args.cluster, weights=args.weights,
         precompute=args.precompute,

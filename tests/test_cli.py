@@ -33,7 +33,7 @@ def test_help_lists_every_option():
         (("--data", "imagenet"), ["unknown data set 'imagenet'", "digits"]),
         (("--model", "vgg99"), ["unknown model 'vgg99'", "digits-cnn"]),
         (("--model", "resnet18"), ["needs --checkpoint", "never downloaded"]),
-        (("--device", "cuda:7"), ["cuda"]),
+        (("--device", "cuda:7"), ["cuda:7"]),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_valid_choices(args, expected):

@@ -16,7 +16,9 @@ from compute import activations
 from compute.maximize import (OBJECTIVES, PARAMETERIZATIONS, REGULARIZERS, RUN_PARAMS, TRANSFORMS, best_in_data,
                               maximize, maximize_layer, objectives, ratios, resolve_settings, suggested_transforms)
 from compute.maximize import transforms as T
+from compute.maximize.jobs import SPECTRUM_IMAGES, cached_maximize
 from compute.maximize.param import build as build_parameterization
+from compute.maximize.priors import class_balanced_sample, principal_components
 from compute.maximize.render import forward
 from compute.errors import Cancelled
 from compute.jobs.table import run
@@ -62,10 +64,15 @@ def test_three_classes_from_noise_are_classified_as_that_class_with_probability_
     assert [top[0][0] for top in result.top_k()] == list(classes)
 
 
-@pytest.mark.parametrize("parameterization", ["pixels", "maco"])
-def test_every_parameterization_reaches_the_class(trained_model, parameterization):
+@pytest.fixture(scope="module")
+def digit_components(digits):
+    return principal_components(digits.images, 32)
+
+
+@pytest.mark.parametrize("parameterization", ["pixels", "maco", "pca"])
+def test_every_parameterization_reaches_the_class(trained_model, parameterization, digit_components):
     result = maximize(trained_model, ("class", 5), steps=60, seed=1, image_shape=DIGITS,
-                      parameterization=parameterization)
+                      parameterization=parameterization, components=digit_components)
     assert int(result.probabilities.argmax()) == 5
     assert float(result.values[0]) > float(result.start_values[0]) + 5
 
@@ -137,7 +144,7 @@ def test_objective_specs_from_json_lists_normalise_and_bad_ones_are_refused():
 
 def test_tables_list_every_piece_with_parameter_specs():
     assert set(OBJECTIVES) == {"class", "channel", "neuron", "sum", "difference"}
-    assert set(PARAMETERIZATIONS) == {"fourier", "maco", "pixels"}
+    assert set(PARAMETERIZATIONS) == {"fourier", "maco", "pixels", "pca"}
     assert {"pad", "jitter", "scale", "rotate"} <= set(TRANSFORMS)
     assert {"decay", "blur", "clip_norm", "clip_contribution", "total_variation"} <= set(REGULARIZERS)
     assert [p.name for p in RUN_PARAMS] == ["steps", "n", "seed", "lr", "parameterization"]
@@ -162,6 +169,73 @@ def test_parameterizations_map_back_and_forth(name):
         assert torch.corrcoef(torch.stack([reached.flatten(), target.flatten()]))[0, 1] > 0.5
     else:  # an exact inverse
         assert torch.allclose(parameterization.images(), target, atol=1e-9)
+
+
+def test_principal_components_agree_with_scikit_learn():
+    from sklearn.decomposition import PCA
+
+    images = _noise(8, (300, 1, 6, 5)) * torch.linspace(0.2, 1.0, 30, dtype=torch.float64).reshape(1, 1, 6, 5)
+    found = principal_components(images, 7)
+    reference = PCA(n_components=7).fit(images.flatten(1).numpy())
+    np.testing.assert_allclose(found.mean.flatten().numpy(), reference.mean_, atol=1e-6)
+    np.testing.assert_allclose(found.scales.numpy() ** 2, reference.explained_variance_, rtol=1e-4)
+    overlap = np.abs(found.components.double().numpy() @ reference.components_.T)  # equal up to sign
+    np.testing.assert_allclose(np.diag(overlap), 1.0, atol=1e-4)
+    whitened = (images.flatten(1).numpy() - reference.mean_) @ reference.components_[:3].T / np.sqrt(
+        reference.explained_variance_[:3])
+    assert found.radius_of(3) == pytest.approx(float(np.median(np.linalg.norm(whitened, axis=1))), rel=1e-4)
+
+
+def test_pca_images_stay_in_the_span_within_a_typical_distance_of_the_mean():
+    images = _noise(9, (400, 1, 8, 8)).pow(3)
+    components = principal_components(images, 10)
+    like = torch.empty(0, dtype=torch.float64)
+    generators = [torch.Generator().manual_seed(k) for k in range(3)]
+    made = build_parameterization("pca", (1, 8, 8), generators, like, components=components, count=6,
+                                  radius_scale=1.5)
+    z = made.tensors[0]
+    assert z.shape == (3, 6)
+    assert torch.allclose(z.norm(dim=1), torch.full((3,), 0.1 * 1.5 * components.radius_of(6), dtype=torch.float64))
+    with torch.no_grad():
+        z.mul_(100.0)  # far outside the ball: the step's constraint brings every image back onto it
+    made.after_step()
+    assert torch.allclose(z.norm(dim=1), torch.full((3,), 1.5 * components.radius_of(6), dtype=torch.float64))
+    # An image in the span (and in [0, 1]) maps back exactly; one outside is projected onto the span.
+    basis = (components.components[:6] * components.scales[:6, None]).double()
+    inside = (components.mean.double().flatten() + torch.tensor([[0.5, -0.3, 0.2, 0, 0, 0.1]] * 3,
+                                                                dtype=torch.float64) @ basis).reshape(3, 1, 8, 8)
+    assert 0 <= float(inside.min()) and float(inside.max()) <= 1
+    made.assign(inside)
+    assert torch.allclose(made.images(), inside, atol=1e-6)
+    with pytest.raises(ValueError, match="principal_components"):
+        build_parameterization("pca", (1, 8, 8), generators, like)
+
+
+def test_a_sample_across_classes_takes_each_class_in_turn_and_follows_its_seed():
+    labels = torch.tensor([0] * 600 + [1] * 600 + [2] * 30)  # sorted by class, as a folder is
+    sample = class_balanced_sample(labels, 90, seed=0)
+    assert torch.equal(torch.bincount(labels[sample]), torch.tensor([30, 30, 30]))
+    assert torch.equal(sample, sample.unique())  # sorted, no repeats
+    assert torch.equal(sample, class_balanced_sample(labels, 90, seed=0))
+    assert not torch.equal(sample, class_balanced_sample(labels, 90, seed=1))
+    larger = class_balanced_sample(labels, 300, seed=0)
+    assert torch.equal(torch.bincount(labels[larger]), torch.tensor([135, 135, 30]))  # a small class gives all it has
+    assert len(class_balanced_sample(labels, 5000)) == len(labels)
+
+
+def test_maco_takes_its_spectrum_from_every_class_of_a_folder_sorted_by_class():
+    """The first SPECTRUM_IMAGES images of this data set are one class of flat grey images: a spectrum taken from
+    them (as before) is zero, and MACO's images come out flat grey; a sample across classes sees the other class."""
+    from compute.data import Dataset
+
+    count = SPECTRUM_IMAGES + 100
+    flat = torch.full((count, 1, 16, 16), 0.3)
+    textured = _noise(4, (count, 1, 16, 16)).float()
+    dataset = Dataset("sorted", torch.cat([flat, textured]), torch.tensor([0] * count + [1] * count),
+                      ["flat", "textured"], torch.zeros(2 * count, dtype=torch.bool))
+    settings = resolve_settings((1, 16, 16), parameterization="maco")
+    result = cached_maximize.uncached(small_cnn(), dataset, ("class", 1), 5, [0, 1], settings)
+    assert result["images"].std(axis=(1, 2, 3)).min() > 0.05
 
 
 # ------------------------------------------------------------------------------------------------ regularizers
@@ -247,11 +321,12 @@ def test_the_same_seed_gives_the_same_image_and_another_seed_another():
     assert not torch.allclose(first.images, other.images)
 
 
-@pytest.mark.parametrize("parameterization", ["fourier", "maco", "pixels"])
-def test_a_layer_batch_equals_its_channels_run_one_by_one(model64, parameterization):
+@pytest.mark.parametrize("parameterization", ["fourier", "maco", "pixels", "pca"])
+def test_a_layer_batch_equals_its_channels_run_one_by_one(model64, parameterization, digit_components):
     channels = (1, 4, 9)  # not 0, 1, 2: image k's seed follows its channel, not its place in the batch
     regularizers = {"blur": {"every": 3, "sigma": 0.5}, "clip_contribution": {"percentile": 5}}
-    settings = dict(steps=12, seed=7, image_shape=DIGITS, parameterization=parameterization, regularizers=regularizers)
+    settings = dict(steps=12, seed=7, image_shape=DIGITS, parameterization=parameterization, regularizers=regularizers,
+                    components=digit_components)
     batch = maximize_layer(model64, "conv2", channels=channels, **settings)
     assert batch.images.shape == (3, *DIGITS)
     for position, channel in enumerate(channels):
@@ -275,6 +350,15 @@ def test_a_whole_layer_of_classes_is_one_image_per_class(trained_model):
     assert result.images.shape == (10, *DIGITS)
     assert result.objective == ("class", tuple(range(10)))
     assert (result.probabilities.argmax(dim=1) == torch.arange(10)).float().mean() >= 0.8
+
+
+def test_the_built_in_model_carries_its_input_shape_so_no_image_shape_is_needed(trained_model):
+    from compute import models
+
+    model = models.load("digits-cnn")
+    assert model.input_shape == DIGITS and models.build("cifar10-cnn").input_shape == (3, 32, 32)
+    result = maximize(model, ("class", 3), steps=5)  # fell back to 224x224 before, which the model cannot take
+    assert result.images.shape == (1, *DIGITS) and result.settings["image_shape"] == DIGITS
 
 
 def test_a_wrong_image_shape_says_which_setting_fixes_it(trained_model):
@@ -339,29 +423,69 @@ def test_the_grid_shows_each_image_in_its_tile_with_its_label():
     figure = figures.maximize_grid(images, ["class 1", "class 2", "class 3"], ratios=[1.5, float("nan"), 0.25],
                                    top1=[("1", 0.99), ("7", 0.5), ("3", 0.9)])
     z = np.asarray(figure.data[0].z, dtype=np.float32)
-    gap = 1  # 0.08 * 12 rounds to 1
-    for k in range(3):  # side by side: one row
-        left = k * (12 + gap)
-        np.testing.assert_allclose(z[:, left : left + 12], images[k, 0])
-    assert np.isnan(z[:, 12]).all()
     labels = next(t for t in figure.data if t.name == figures.LABELS)
-    assert list(labels.text) == ["class 1<br>1.50× best image · → 1 99%", "class 2<br>– best image · → 7 50%",
-                                 "class 3<br>0.25× best image · → 3 90%"]
+    gap = 1  # 0.08 * 12 rounds to 1
+    origins = [tuple(o) for o in labels.customdata]
+    assert [left for _, left in origins] == [0, 13, 26] and len({top for top, _ in origins}) == 1  # one row
+    for k, (top, left) in enumerate(origins):
+        np.testing.assert_allclose(z[top : top + 10, left : left + 12], images[k, 0])
+    assert np.isnan(z[:, 12]).all() and np.isnan(z[: origins[0][0]]).all()  # the gap, and the label band above
+    assert list(labels.text) == ["class 1<br>1.50× best image<br>→ 1 99%", "class 2<br>– best image<br>→ 7 50%",
+                                 "class 3<br>0.25× best image<br>→ 3 90%"]
+    assert list(labels.hovertext)[0] == "class 1<br>1.50× best image · → 1 99%"
     assert list(labels.x) == [-0.5, 12.5, 25.5]
 
 
-def test_a_layer_grid_is_square_and_shrinks_big_tiles():
+def label_boxes(figure, panel_width: float = 700):
+    """Each label's box in screen pixels, (left, right, top, bottom), as the figure lays itself out in a panel of
+    ``panel_width`` pixels (square pixels, limited by the height or the width), and each tile's box likewise;
+    text width estimated at 0.62 em a character, lines 1.3 em high."""
     from components import maximize as figures
 
-    images = np.zeros((64, 3, 224, 224), dtype=np.uint8)
-    images[5, 0] = 255  # one red tile
-    figure = figures.maximize_grid(images, [f"ch {k}" for k in range(64)])
-    z = np.asarray(figure.data[0].z)
-    tile, gap = 112, 9  # 224 halved; 0.08 * 112
-    assert z.shape == (8 * (tile + gap) - gap, 8 * (tile + gap) - gap, 3)
-    left = 5 * (tile + gap)
-    assert (z[:tile, left : left + tile, 0] == 255).all() and (z[:tile, left : left + tile, 1] == 0).all()
-    assert (z[:tile, tile : tile + gap] == 255).all()  # white gaps
+    labels = next(t for t in figure.data if t.name == figures.LABELS)
+    canvas = np.asarray(figure.data[0].z)
+    margin = figure.layout.margin
+    plot_height = figure.layout.height - margin.t - margin.b
+    scale = min(plot_height / canvas.shape[0], (panel_width - margin.l - margin.r) / canvas.shape[1])
+    size = labels.textfont.size
+    side = np.isfinite(canvas[..., 0] if canvas.ndim == 3 else canvas)
+    boxes, tiles = [], []
+    for (top, left), x, y, text in zip(labels.customdata, labels.x, labels.y, labels.text):
+        lines = text.split("<br>")
+        width = max(len(line) for line in lines) * 0.62 * size
+        bottom = (y + 0.5) * scale
+        boxes.append(((x + 0.5) * scale, (x + 0.5) * scale + width, bottom - len(lines) * 1.3 * size, bottom))
+        rows = np.flatnonzero(side[:, left]) ; columns = np.flatnonzero(side[top])
+        tile_bottom = rows[rows >= top][np.argmax(np.diff(np.r_[rows[rows >= top], 10**9]) > 1)] + 1
+        tile_right = columns[columns >= left][np.argmax(np.diff(np.r_[columns[columns >= left], 10**9]) > 1)] + 1
+        tiles.append((left * scale, tile_right * scale, top * scale, tile_bottom * scale))
+    return boxes, tiles
+
+
+def overlaps(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+@pytest.mark.parametrize(("count", "titles"), [(3, "class {k} − class 8"), (8, "class {k}"), (10, "class {k}"),
+                                               (16, "conv1 ch {k}"), (64, "conv3 ch {k}")])
+def test_grid_labels_sit_above_their_tiles_in_the_text_colour_and_overlap_nothing(count, titles):
+    """The whole-layer grid's labels were white over white gaps and ran into each other; now each label lies in the
+    band above its own tile, in the theme's text colour, and no label box meets another label or any tile."""
+    from components import maximize as figures
+    from components import theme
+
+    images = np.random.default_rng(1).random((count, 1, 32, 32)).astype(np.float32)
+    figure = figures.maximize_grid(images, [titles.format(k=k) for k in range(count)], ratios=np.full(count, 1.234),
+                                   top1=[("3", 0.999)] * count, title="t")
+    labels = next(t for t in figure.data if t.name == figures.LABELS)
+    assert labels.textfont.color == theme.TEXT and not labels.textfont.shadow
+    assert labels.textfont.size >= figures.MIN_LABEL_SIZE
+    boxes, tiles = label_boxes(figure)
+    for k, box in enumerate(boxes):
+        assert box[3] <= tiles[k][2] + 1e-6  # above its own tile
+        assert not any(overlaps(box, other) for j, other in enumerate(boxes) if j != k)
+        assert not any(overlaps(box, tile) for tile in tiles)
+        assert box[2] >= -1e-6  # inside the figure's plot area at the top
 
 
 def test_objective_curves_and_the_comparison_with_the_best_image():

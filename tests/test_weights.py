@@ -26,12 +26,21 @@ def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
     return (line[:, None] * line[None, :])[None, None]  # (1, 1, size, size)
 
 
-def naive_smoothness(kernel: np.ndarray) -> float:
-    """Reference: numpy FFT of each input channel padded to 16x16, low = radius <= 0.25 cycles per pixel."""
-    size = max(16, 2 * max(kernel.shape[1:]))
-    power = sum(np.abs(np.fft.fft2(channel, s=(size, size))) ** 2 for channel in kernel)
-    fx, fy = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
-    return float(power[np.hypot(fx, fy) <= 0.25 + 1e-9].sum() / power.sum())
+def quadrature_smoothness(kernel: np.ndarray, radius: float = 0.25) -> float:
+    """Reference: the kernel's continuous spectrum (its DTFT, summed directly over the taps) integrated over the
+    disc |f| <= radius in polar coordinates (Gauss-Legendre in the radius, the trapezoid rule in the angle, both
+    exact to ~1e-12 for a smooth periodic integrand), over its integral over the whole square (Parseval: the
+    squared weights). No Bessel function and no FFT grid: independent of the code under test."""
+    rho, rho_weights = np.polynomial.legendre.leggauss(48)
+    rho, rho_weights = radius * (rho + 1) / 2, radius * rho_weights / 2
+    theta = np.linspace(0, 2 * np.pi, 256, endpoint=False)
+    fy = (rho[:, None] * np.sin(theta)[None, :]).ravel()
+    fx = (rho[:, None] * np.cos(theta)[None, :]).ravel()
+    rows, columns = np.meshgrid(np.arange(kernel.shape[1]), np.arange(kernel.shape[2]), indexing="ij")
+    phase = np.exp(-2j * np.pi * (fy[:, None] * rows.ravel()[None, :] + fx[:, None] * columns.ravel()[None, :]))
+    power = sum(np.abs(phase @ channel.ravel()) ** 2 for channel in kernel).reshape(len(rho), len(theta))
+    low = (power.mean(axis=1) * 2 * np.pi * rho * rho_weights).sum()
+    return float(low / np.square(kernel).sum())
 
 
 # ---------------------------------------------------------------------------------------------- kernels
@@ -105,24 +114,38 @@ def test_channel_mode_shows_the_chosen_input_channel_and_norm_mode_the_norm_over
 
 def test_smoothness_is_higher_for_a_gaussian_than_for_white_noise():
     torch.manual_seed(3)
-    noise = torch.randn(500, 1, 3, 3)
     gaussian = weights.smoothness(gaussian_kernel())[0]
-    noise_scores = weights.smoothness(noise)
     assert gaussian > 0.75
-    assert noise_scores.max() < gaussian
-    # White noise scores the low-frequency share of the sampled grid on average.
-    assert abs(noise_scores.mean() - weights.noise_smoothness(3)) < 0.02
     checkerboard = torch.tensor([[1.0, -1, 1], [-1, 1, -1], [1, -1, 1]])[None, None]
     assert weights.smoothness(checkerboard)[0] < 0.02
+    for size in (3, 5, 7):
+        noise_scores = weights.smoothness(torch.randn(4000, 1, size, size))
+        assert noise_scores.max() < weights.smoothness(gaussian_kernel(size))[0]
+        # White noise scores pi/16 on average, whatever the kernel size (4,000 draws: standard error < 0.002).
+        assert noise_scores.mean() == pytest.approx(np.pi / 16, abs=0.006)
+        assert weights.noise_smoothness() == pytest.approx(np.pi / 16, abs=1e-12)
+    uniform = weights.smoothness(nn.Conv2d(1, 4000, 5).weight)  # PyTorch's default initialisation: uniform noise
+    assert uniform.mean() == pytest.approx(np.pi / 16, abs=0.006)
 
 
-def test_smoothness_matches_a_numpy_reference_and_does_not_depend_on_chunking():
+def test_smoothness_matches_the_integral_of_the_continuous_spectrum():
     torch.manual_seed(4)
-    w = torch.randn(7, 3, 5, 5)
-    expected = [naive_smoothness(w[k].numpy()) for k in range(7)]
-    np.testing.assert_allclose(weights.smoothness(w), expected, rtol=1e-4)
-    np.testing.assert_allclose(weights.smoothness(w, chunk_floats=1), expected, rtol=1e-4)  # one filter per chunk
+    for shape in ((7, 3, 5, 5), (5, 1, 3, 3), (3, 2, 7, 7), (2, 1, 3, 5)):
+        w = torch.randn(*shape)
+        expected = [quadrature_smoothness(w[k].double().numpy()) for k in range(shape[0])]
+        np.testing.assert_allclose(weights.smoothness(w), expected, rtol=1e-5)
     assert np.isnan(weights.smoothness(torch.zeros(1, 1, 3, 3))[0])
+
+
+def test_smoothness_does_not_depend_on_padding():
+    """A kernel set inside a larger kernel of zeros (which a padded FFT of another size would sample differently:
+    the old 16-point grid gave random 3x3 kernels 0.146, a 256-point one 0.152) keeps its share exactly."""
+    torch.manual_seed(5)
+    small = torch.randn(20, 2, 3, 3)
+    for size, corner in ((9, (0, 0)), (9, (3, 2)), (17, (7, 11))):
+        large = torch.zeros(20, 2, size, size)
+        large[:, :, corner[0]:corner[0] + 3, corner[1]:corner[1] + 3] = small
+        np.testing.assert_allclose(weights.smoothness(large), weights.smoothness(small), rtol=1e-5)
 
 
 def test_diversity_is_zero_for_identical_filters_one_for_orthogonal_ones():
@@ -143,7 +166,7 @@ def test_diversity_is_zero_for_identical_filters_one_for_orthogonal_ones():
 def test_kernels_job_on_the_built_in_model(trained_model):
     result = run(Source(), "weights.kernels", {"layer": "conv1"})
     assert result["mode"] == "channel" and result["input_channel"] == 0
-    assert result["shape"] == (16, 1, 3, 3) and result["grid"].shape == (16, 3, 3)
+    assert result["shape"] == (16, 1, 5, 5) and result["grid"].shape == (16, 5, 5)
     expected = weights.kernels(trained_model, "conv1")
     np.testing.assert_allclose(result["grid"], weights.kernel_grid(expected), atol=1e-6)
     np.testing.assert_allclose(result["smoothness"], weights.smoothness(expected), atol=1e-6)
@@ -155,9 +178,9 @@ def test_kernels_job_on_the_built_in_model(trained_model):
 
 
 def test_training_raises_smoothness_while_filters_stay_nearly_orthogonal(trained_model):
-    """Measured on the built-in model (epochs 0 -> 10): smoothness rises in every conv layer (conv1 0.21 -> 0.25,
-    conv2 0.19 -> 0.33, conv3 0.19 -> 0.30); diversity does not rise: random filters are already nearly
-    orthogonal (1.00) and training makes them slightly more alike (0.95-0.99)."""
+    """Measured on the built-in model (epochs 0 -> 10): smoothness rises in every conv layer (conv1 0.20 -> 0.80,
+    conv2 0.20 -> 0.39, conv3 0.19 -> 0.29; white noise 0.196); diversity stays near 1: random filters are already
+    nearly orthogonal (0.98-1.00), and training leaves them so (0.95-1.02; conv1's opposite edges pass 1)."""
     from compute import models
 
     epochs = [c.epoch for c in models.checkpoints("digits-cnn")]
@@ -165,12 +188,42 @@ def test_training_raises_smoothness_while_filters_stay_nearly_orthogonal(trained
         result = run(Source(), "weights.evolution", {"layer": layer})
         assert result["epochs"] == epochs and result["labels"][0] == "epoch 0"
         assert result["grids"].shape[0] == len(epochs) == result["smoothness"].shape[0]
-        assert result["mean_smoothness"][-1] > result["mean_smoothness"][0] + 0.02
-        assert result["mean_smoothness"][0] == pytest.approx(result["noise_smoothness"], abs=0.05)
-        assert 0.9 < result["diversity"][-1] <= result["diversity"][0] + 0.01
+        assert result["mean_smoothness"][-1] > result["mean_smoothness"][0] + 0.05
+        assert result["mean_smoothness"][0] == pytest.approx(result["noise_smoothness"], abs=0.03)
+        assert abs(result["diversity"][0] - 1) < 0.05 and abs(result["diversity"][-1] - 1) < 0.1
         assert result["test_accuracy"][-1] > 0.9 > result["test_accuracy"][0]
         first = run(Source(), "weights.kernels", {"layer": layer, "epoch": 0})
         np.testing.assert_allclose(result["grids"][0], first["grid"], atol=1e-6)
+
+
+def orientation_coherence(kernel: np.ndarray) -> float:
+    """How much one direction dominates a kernel's gradients (the structure tensor's coherence, ((l1 - l2) /
+    (l1 + l2))^2): near 1 for an edge or a bar, near 0 for a round blob; white-noise 5x5 kernels pass 0.5 9% of the
+    time."""
+    dx = (kernel[:, 1:] - kernel[:, :-1])[:-1]
+    dy = (kernel[1:, :] - kernel[:-1, :])[:, :-1]
+    tensor = np.array([[np.sum(dx * dx), np.sum(dx * dy)], [np.sum(dx * dy), np.sum(dy * dy)]])
+    low, high = np.linalg.eigvalsh(tensor)
+    return float(((high - low) / (high + low)) ** 2)
+
+
+def test_the_first_layer_teaches_the_filters_slide(trained_model):
+    """The built-in model's conv1 (5x5): white noise before training, smooth oriented stroke detectors after.
+    Measured (seed 0, 2 threads): mean smoothness 0.200 untrained, 0.805 trained, against 0.196 for white noise (a
+    margin of 0.61 over noise; the smallest filter 0.75); 12 of 16 filters oriented (coherence > 0.5; 1 untrained);
+    test accuracy 99.4%."""
+    from compute import models
+
+    noise = weights.noise_smoothness()
+    untrained, trained = models.load("digits-cnn", epoch=0), trained_model
+    before = weights.smoothness(weights.kernels(untrained, "conv1"))
+    after = weights.smoothness(weights.kernels(trained, "conv1"))
+    assert weights.kernels(trained, "conv1").shape == (16, 1, 5, 5)
+    assert before.mean() == pytest.approx(noise, abs=0.03)
+    assert after.mean() > noise + 0.45 and after.min() > noise + 0.2
+    oriented = [orientation_coherence(k[0]) > 0.5 for k in weights.kernels(trained, "conv1").numpy()]
+    assert sum(oriented) >= 8
+    assert models.checkpoints("digits-cnn")[-1].test_accuracy >= 0.97
 
 
 # ----------------------------------------------------------------------------------------------- figures

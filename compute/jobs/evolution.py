@@ -9,12 +9,17 @@ from compute.errors import UserError
 from compute.evolution import embed_checkpoints
 from compute.jobs.workspace import Workspace
 from compute.progress import scaled
+from compute.specs.models import MODELS
 
 
-def _built_in_only(workspace: Workspace) -> None:
-    if workspace.source.model != training.MODEL or workspace.source.checkpoint is not None:
-        raise UserError(f"the evolution needs per-epoch checkpoints: only the built-in {training.MODEL} (and its "
-                        "runs) has them")
+def built_in(workspace: Workspace) -> tuple[str, object]:
+    """(model, data set) of the workspace's built-in model, whose runs the jobs list and train; UserError for any
+    other model (only the built-in CNNs keep a checkpoint per epoch)."""
+    source = workspace.source
+    if not workspace.built_in:
+        raise UserError(f"the evolution needs per-epoch checkpoints: only the built-in models "
+                        f"({', '.join(MODELS)}) and their runs have them")
+    return source.model, workspace.dataset
 
 
 def embed_job(workspace: Workspace, progress, layer: str, method: str = "pca", mode: str = "auto",
@@ -24,11 +29,12 @@ def embed_job(workspace: Workspace, progress, layer: str, method: str = "pca", m
     Returns layouts (E, N, 2) float32 (all frames at once, so the page animates without a round trip per frame),
     labels (N,), is_test (N,), predicted (E, N), the per-epoch numbers, epochs, classes and the alignment sentence.
     """
-    _built_in_only(workspace)
-    needs_training = (run in (None, training.DEFAULT_RUN)
-                      and not any(r.name == training.DEFAULT_RUN for r in training.runs()))
+    model, data = built_in(workspace)
+    needs_training = run in (None, training.DEFAULT_RUN) and not any(
+        r.name == training.DEFAULT_RUN for r in training.runs(model, data))
     split = 0.3 if needs_training else 0.0
-    checkpoints = training.run_checkpoints(run, progress=scaled(progress, 0.0, split) if needs_training else None)
+    checkpoints = training.run_checkpoints(run, progress=scaled(progress, 0.0, split) if needs_training else None,
+                                           model=model, dataset=data)
     dataset = workspace.dataset
     # The checkpoints are loaded into models of this job's own, so no lane's lock is needed.
     evolution = embed_checkpoints(checkpoints, dataset, layer, method, seed=seed, mode=mode,
@@ -42,10 +48,12 @@ def embed_job(workspace: Workspace, progress, layer: str, method: str = "pca", m
 
 def train_job(workspace: Workspace, progress, epochs: int = 10, lr: float = 3e-3, width: float = 1.0,
               seed: int = 0) -> dict:
-    """Train the digits CNN with these settings as a named run (reused when it exists): {"run", "settings",
+    """Train the built-in CNN with these settings as a named run (reused when it exists): {"run", "settings",
     "test_accuracy": per epoch}."""
-    name = training.train_run(epochs, lr, width, seed, progress=progress, device=workspace.device)
-    found = next(r for r in training.runs() if r.name == name)
+    model, dataset = built_in(workspace)
+    name = training.train_run(epochs, lr, width, seed, progress=progress, device=workspace.device, model=model,
+                              dataset=dataset)
+    found = next(r for r in training.runs(model, dataset) if r.name == name)
     return {"run": name, "settings": found.settings, "test_accuracy": list(found.test_accuracy)}
 
 
@@ -53,9 +61,12 @@ def runs_job(workspace: Workspace, progress, asked: int | None = None) -> dict:
     """The completed training runs: {"runs": [{"name", "settings", "test_accuracy"}, ...]}, the default first.
 
     ``asked`` (when the page asked, ignored here) makes every listing its own request: the server shares the answers
-    of equal requests, and a listing must see runs trained since, in this tab or another."""
+    of equal requests, and a listing must see runs trained since, in this tab or another. Empty for a model that is
+    not built in."""
+    if not workspace.built_in:
+        return {"runs": []}
     return {"runs": [{"name": r.name, "settings": r.settings, "test_accuracy": list(r.test_accuracy)}
-                     for r in training.runs()]}
+                     for r in training.runs(*built_in(workspace))]}
 
 
 JOBS = {"evolution.embed": embed_job, "evolution.train": train_job, "evolution.runs": runs_job}

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from compute import activations, embedding, layers, predictions
+from compute.device import device_name
 from compute.errors import ModelError
 from compute.jobs.lanes import long_phase
 from compute.jobs.workspace import Workspace
@@ -49,7 +50,7 @@ def describe(workspace: Workspace, progress) -> dict:
         "layer_shapes": {name: list(output.shape) for name, output in outputs.items()},
         "conv_layers": layers.conv_layers(net),
         "default_layer": default_layer,
-        "device": str(workspace.device),
+        "device": device_name(workspace.device),
         "skipped": list(getattr(dataset, "skipped", []) or []),
         # Names of the model's outputs (a predicted index may exceed the data's classes: ImageNet weights on a folder).
         "model_classes": (list(getattr(net, "categories", None) or []) or list(dataset.classes)

@@ -15,7 +15,7 @@ def _epochs(workspace: Workspace, progress) -> list[tuple[int | None, str]]:
     """(epoch, label) of every saved state: each checkpoint of a built-in model, else untrained and loaded."""
     if workspace.built_in:
         workspace.model(progress=progress)  # trains the built-in model on first use, writing its checkpoints
-        return [(c.epoch, f"epoch {c.epoch}") for c in models.checkpoints(workspace.source.model)]
+        return [(c.epoch, f"epoch {c.epoch}") for c in models.checkpoints(workspace.source.model, workspace.dataset)]
     return [(0, "untrained"), (None, "checkpoint")]
 
 
@@ -32,7 +32,7 @@ def kernels_job(workspace: Workspace, progress, layer: str, epoch: int | None = 
         weights = kernels(model, layer)
     result = summary(weights, mode, input_channel)
     result.update(layer=layer, epoch=epoch, conv_layers=conv_layers(model),
-                  noise_smoothness=noise_smoothness(max(weights.shape[2:])))
+                  noise_smoothness=noise_smoothness())
     progress(1.0, f"kernels of {layer}")
     return result
 
@@ -46,7 +46,7 @@ def evolution_job(workspace: Workspace, progress, layer: str, mode: str = "auto"
     """
     progress(0.0, "listing the saved epochs")
     states = _epochs(workspace, progress)
-    accuracy = ({c.epoch: c.test_accuracy for c in models.checkpoints(workspace.source.model)}
+    accuracy = ({c.epoch: c.test_accuracy for c in models.checkpoints(workspace.source.model, workspace.dataset)}
                 if states[-1][0] is not None else {})
     rows = []
     for step, (epoch, label) in enumerate(states):
@@ -66,7 +66,7 @@ def evolution_job(workspace: Workspace, progress, layer: str, mode: str = "auto"
         "mean_smoothness": np.array([row["mean_smoothness"] for row in rows]),
         "diversity": np.array([row["diversity"] for row in rows]),
         "test_accuracy": np.array([_or_nan(accuracy.get(epoch)) for epoch, _ in states], dtype=float),
-        "noise_smoothness": noise_smoothness(max(rows[0]["shape"][2:])),
+        "noise_smoothness": noise_smoothness(),
     }
 
 

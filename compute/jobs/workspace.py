@@ -78,7 +78,8 @@ class Workspace:
 
         return self._lane_model(epoch, lambda: models.load(
             self.source.model, epoch=epoch, checkpoint=self.source.checkpoint, device=self.device, progress=progress,
-            weights=self.source.weights, num_classes=len(self.dataset.classes)))
+            weights=self.source.weights, num_classes=len(self.dataset.classes),
+            dataset=self.dataset))
 
     def untrained_model(self) -> torch.nn.Module:
         """The model before training: epoch 0 for built-in models, else the architecture freshly initialised."""

@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from compute.specs.maximize import PARAMETERIZATIONS
+from compute.maximize.priors import PrincipalComponents
+from compute.specs.maximize import PARAMETERIZATIONS, PRIOR_MAX_SIDE, suggested_parameterization  # noqa: F401
 
 # Lucent's colour correlation (square root of ImageNet's colour covariance, columns normalised): optimising in this
 # decorrelated space keeps the three channels from fighting each other.
@@ -30,6 +31,7 @@ class Parameterization:
     images: Callable[[], torch.Tensor]
     assign: Callable[[torch.Tensor], None]
     project_after_step: bool = False  # pixels leave [0, 1] after a step; the render loop clamps them back
+    after_step: Callable[[], None] | None = None  # a constraint on the tensors, applied after each optimiser step
 
 
 def _random(generators: Sequence[torch.Generator], shape: tuple[int, ...], like: torch.Tensor, normal: bool) -> torch.Tensor:
@@ -139,6 +141,54 @@ def magnitude_constrained(shape, generators, like, magnitude=None, **_ignored) -
     return Parameterization([phase], images, assign)
 
 
+def pca(shape, generators, like, components: PrincipalComponents | None = None, count: int = 32,
+        init_scale: float = 0.1, radius_scale: float = 1.0, **_ignored) -> Parameterization:
+    """Images in the span of the data's leading principal components (a prior from the data, as in Mahendran and
+    Vedaldi's natural pre-images or Wei et al.'s data-driven priors): image = mean + components^T (scales * z),
+    clamped to [0, 1], with the ``count`` leading components (:func:`~compute.maximize.priors.principal_components`).
+
+    ``z`` are whitened coordinates (one unit = one standard deviation of the data along a component), so Adam steps
+    every component at the data's own scale, as Lucent's Fourier steps by a natural image's spectrum; after each step
+    ``z`` is pulled back into the ball of ``radius_scale`` times the data's median whitened length, so the image
+    never becomes less typical of the data than a typical image is. ``init_scale``: the start's distance from the
+    mean image, as a fraction of that radius.
+    """
+    if components is None:
+        raise ValueError("the pca parameterization needs the data set's principal components: pass "
+                         "components=principal_components(images) (compute.maximize.priors)")
+    count = max(1, min(int(count), len(components.scales)))
+    if tuple(components.mean.shape) != tuple(shape):
+        raise ValueError(f"principal components of {tuple(components.mean.shape)} images for images of {tuple(shape)}")
+    mean = components.mean.to(like).reshape(1, -1)
+    basis = (components.components[:count] * components.scales[:count, None]).to(like)  # (K, D): whitened -> pixels
+    radius = components.radius_of(count) * radius_scale
+    start = _random(generators, (count,), like, normal=True)
+    start = start / start.norm(dim=1, keepdim=True).clamp_min(1e-12) * radius * init_scale
+    z = start.clone().requires_grad_(True)
+
+    def images() -> torch.Tensor:
+        return (mean + z @ basis).reshape(len(z), *shape).clamp(0, 1)
+
+    def assign(new_images: torch.Tensor) -> None:
+        # The projection of the edited image on the span (least squares), then back into the ball.
+        with torch.no_grad():
+            coordinates = torch.linalg.lstsq(basis.T, (new_images.reshape(len(z), -1) - mean).T).solution.T
+            z.copy_(coordinates)
+            _into_ball(z, radius)
+
+    def after_step() -> None:
+        with torch.no_grad():
+            _into_ball(z, radius)
+
+    return Parameterization([z], images, assign, after_step=after_step)
+
+
+def _into_ball(z: torch.Tensor, radius: float) -> None:
+    """Scale each row of ``z`` whose length exceeds ``radius`` back onto the sphere (in place)."""
+    lengths = z.norm(dim=1, keepdim=True)
+    z.mul_(torch.where(lengths > radius, radius / lengths.clamp_min(1e-12), torch.ones_like(lengths)))
+
+
 def center_tensor(center, channels: int, like: torch.Tensor) -> torch.Tensor:
     """``center`` (a number or one per channel) as a (C, 1, 1) tensor."""
     values = torch.as_tensor(center, dtype=torch.float64).flatten()
@@ -149,8 +199,10 @@ def center_tensor(center, channels: int, like: torch.Tensor) -> torch.Tensor:
 
 
 
-def build(name: str, shape, generators, like, center=0.5, magnitude=None, **params) -> Parameterization:
-    """The parameterization ``name`` for len(generators) images of ``shape`` on ``like``'s device and dtype."""
+def build(name: str, shape, generators, like, center=0.5, magnitude=None, components=None,
+          **params) -> Parameterization:
+    """The parameterization ``name`` for len(generators) images of ``shape`` on ``like``'s device and dtype.
+    ``magnitude``: MACO's spectrum; ``components``: the data's :class:`PrincipalComponents` for ``pca``."""
     if name not in PARAMETERIZATIONS:
         raise ValueError(f"unknown parameterization {name!r}; choose one of {', '.join(PARAMETERIZATIONS)}")
     method = PARAMETERIZATIONS[name]
@@ -159,4 +211,6 @@ def build(name: str, shape, generators, like, center=0.5, magnitude=None, **para
         values["center"] = center
     if name == "maco":
         values["magnitude"] = magnitude
+    if name == "pca":
+        values["components"] = components
     return method.function(tuple(shape), generators, like, **values)

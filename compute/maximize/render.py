@@ -150,6 +150,8 @@ def render(
         for tensor, gradient in zip(parameterization.tensors, gradients[1:]):
             tensor.grad = gradient
         optimizer.step()
+        if parameterization.after_step is not None:
+            parameterization.after_step()
         # The loss's gradient points downhill; the objective's is its opposite (what clipping by contribution needs).
         objective_gradient = -gradients[0]
         importance += objective_gradient.abs().sum(dim=1)
@@ -217,6 +219,7 @@ def maximize(
     *,
     image_shape: Sequence[int] | None = None,
     magnitude: torch.Tensor | None = None,
+    components: param_table.PrincipalComponents | None = None,
     callback: Callback | None = None,
     report_every: int | None = None,
     **settings: Any,
@@ -227,7 +230,8 @@ def maximize(
     ``seed[k]`` when a list), optimised together as one batch on the model's device and dtype. ``settings``:
     ``parameterization`` ("fourier", "maco", "pixels"), ``lr``, ``transforms`` and ``regularizers`` (name ->
     params), ``parameterization_params``, ``center`` (the data's mean colour, the "zero" of the regularizers;
-    0.5 by default). ``magnitude`` (C, H, W//2+1) is MACO's spectrum template. ``image_shape`` (C, H, W)
+    0.5 by default). ``magnitude`` (C, H, W//2+1) is MACO's spectrum template, ``components`` the data's principal
+    components for ``pca`` (:func:`~compute.maximize.param.principal_components`). ``image_shape`` (C, H, W)
     defaults to :func:`image_shape_of`.
     """
     spec = objective_table.normalize(objective)
@@ -245,7 +249,7 @@ def maximize(
     streams = [_stream(s, steps) for s in seeds]
     center = param_table.center_tensor(resolved["center"], shape[0], like)
     parameterization = param_table.build(resolved["parameterization"], shape, [g for g, _ in streams], like,
-                                         center=resolved["center"], magnitude=magnitude,
+                                         center=resolved["center"], magnitude=magnitude, components=components,
                                          **resolved["parameterization_params"])
     draws = torch.stack([block for _, block in streams]).to(like)
     with torch.no_grad():

@@ -18,11 +18,14 @@ from compute.cache import memoize
 from compute.data_mean import data_mean
 from compute.maximize import objectives as objective_table
 from compute.maximize.param import PARAMETERIZATIONS, magnitude_spectrum
+from compute.maximize.priors import MAX_PCA_FLOATS, class_balanced_sample, principal_components
 from compute.maximize.quality import best_in_data, ratios
 from compute.maximize.render import layer_objective, maximize, resolve_settings
 
 PREVIEW_SIDE = 96  # previews larger than this are shrunk before they travel to the page
-SPECTRUM_IMAGES = 512  # data-set images averaged for MACO's magnitude template
+SPECTRUM_IMAGES = 512  # data-set images averaged for MACO's magnitude template (a seeded sample across classes)
+PCA_IMAGES = 2048  # data-set images the pca parameterization's components come from (fewer for big images)
+SAMPLE_SEED = 0
 OPTIMISATION_SHARE = 0.9  # of the progress bar; the data-set comparison takes the rest
 LAST_IMAGES = "last_images"  # full-size images kept by the job for a cancel, never sent with the preview
 
@@ -41,14 +44,28 @@ def data_center(dataset) -> Any:
     return data_mean(dataset) or 0.5  # a folder's own mean colour, measured once (compute.data_mean)
 
 
+def data_sample(dataset, count: int) -> torch.Tensor:
+    """``count`` images (float32) of a seeded sample of ``dataset`` spread evenly over its classes."""
+    return dataset.images[class_balanced_sample(dataset.labels, count, SAMPLE_SEED)].to(torch.float32)
+
+
+def data_prior(dataset, settings: dict) -> dict:
+    """What the chosen parameterization needs of the data: MACO's spectrum or the pca components (else nothing)."""
+    name = settings["parameterization"]
+    if name == "maco":
+        return {"magnitude": magnitude_spectrum(data_sample(dataset, SPECTRUM_IMAGES))}
+    if name == "pca":
+        values = int(torch.Size(dataset.image_shape).numel())
+        count = max(256, min(PCA_IMAGES, MAX_PCA_FLOATS // max(1, values)))
+        return {"components": principal_components(data_sample(dataset, count),
+                                                   settings["parameterization_params"]["count"])}
+    return {}
+
+
 @memoize
 def cached_maximize(model, dataset, objective: tuple, steps: int, seeds: list[int], settings: dict,
                     progress=None) -> dict:
     """:func:`maximize` on the data set's image shape plus the data-set comparison, as plain arrays (cached)."""
-    magnitude = None
-    if settings["parameterization"] == "maco":
-        magnitude = magnitude_spectrum(dataset.images[:SPECTRUM_IMAGES].to(torch.float32))
-
     def report(step: int, images: torch.Tensor, history: torch.Tensor) -> None:
         if progress is None:
             return
@@ -57,8 +74,8 @@ def cached_maximize(model, dataset, objective: tuple, steps: int, seeds: list[in
                  {"images": preview(images), "history": history.float().cpu().numpy(), "step": step,
                   LAST_IMAGES: images.float().cpu().numpy()})
 
-    result = maximize(model, objective, steps, n=len(seeds), seed=list(seeds), magnitude=magnitude, callback=report,
-                      **settings)
+    result = maximize(model, objective, steps, n=len(seeds), seed=list(seeds), callback=report,
+                      **data_prior(dataset, settings), **settings)
     if progress is not None:
         def report_data(fraction: float, text: str) -> None:
             progress(OPTIMISATION_SHARE + (1 - OPTIMISATION_SHARE) * fraction, text)

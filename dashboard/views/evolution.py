@@ -189,7 +189,7 @@ def layout(context: ViewContext) -> html.Section:
         ], className="toolbar"),
         html.Details([
             html.Summary("Train another run"),
-            html.P("The built-in digits CNN trained again with other settings; every epoch is kept, and the run "
+            html.P("The built-in CNN trained again with other settings; every epoch is kept, and the run "
                    "joins the lists above when it ends.", className="hint"),
             html.Div([*[_number_input(field) for field in TRAIN_FIELDS],
                       html.Button("Train", id=TRAIN, n_clicks=0, className="button evolution-train-button")],

@@ -161,6 +161,7 @@ def layout(context: ViewContext) -> html.Section:
     run_controls = {spec.name: controls.param_control(spec, run_settings.control_id(RUN_SETTINGS, spec.name))
                     for spec in run_settings.registry[RUN_SETTINGS].params}
     layer_options = [{"label": "every class (logits)", "value": CLASSES_LAYER}] + spatial_layers(meta)
+    default_parameterization = maximize.suggested_parameterization(shape)
     objective = _group(
         "What to maximize",
         dcc.RadioItems(id=MODE, value="one", options=[
@@ -187,9 +188,9 @@ def layout(context: ViewContext) -> html.Section:
         html.Div([
             objective,
             _group("Parameterization",
-                   dcc.RadioItems(id=PARAMETERIZATION, value="fourier", options=[
+                   dcc.RadioItems(id=PARAMETERIZATION, value=default_parameterization, options=[
                        {"label": entry.label, "value": name} for name, entry in maximize.PARAMETERIZATIONS.items()]),
-                   *_param_blocks(parameterizations, "parameterization", ["fourier"], shape)),
+                   *_param_blocks(parameterizations, "parameterization", [default_parameterization], shape)),
             _group("Transforms", transforms.picker(""),
                    *_param_blocks(transforms, "transform", transforms.default_methods, shape, titled=True)),
             _group("Regularizers", regularizers.picker(""),
@@ -242,7 +243,8 @@ def maximize_request(context: ViewContext):
             return params
 
         run = read(run_settings, RUN_SETTINGS, run_values, run_ids)
-        parameterization = parameterization if parameterization in maximize.PARAMETERIZATIONS else "fourier"
+        if parameterization not in maximize.PARAMETERIZATIONS:
+            parameterization = maximize.suggested_parameterization(shape)
         settings = {
             "parameterization": parameterization, "lr": run["lr"],
             "parameterization_params": read(parameterizations, parameterization, param_values, param_ids),
