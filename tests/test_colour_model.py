@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from compute import models
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 from dashboard.__main__ import parse_args
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -54,7 +55,7 @@ def test_the_colour_cnn_trains_itself_on_first_use_with_a_checkpoint_per_epoch(c
     description = run(colour_source, "describe", {})
     assert description["model"] == "cifar10-cnn" and description["image_shape"] == [3, 32, 32]
     assert description["classes"] == CLASSES
-    from compute.workspace import workspace
+    from compute.jobs.workspace import workspace
 
     dataset = workspace(colour_source).dataset
     assert models.checkpoints("cifar10-cnn", dataset) == []  # describing needs only the architecture

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from compute import device as devices
-from compute.workspace import Source, run
+from compute.jobs.table import run
+from compute.specs.source import Source
 
 
 @pytest.fixture

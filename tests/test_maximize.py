@@ -16,7 +16,7 @@ from compute import activations
 from compute.maximize import (OBJECTIVES, PARAMETERIZATIONS, REGULARIZERS, RUN_PARAMS, TRANSFORMS, best_in_data,
                               maximize, maximize_layer, objectives, ratios, resolve_settings, suggested_transforms)
 from compute.maximize import transforms as T
-from compute.maximize.jobs import SPECTRUM_IMAGES, cached_maximize
+from compute.maximize.results import SPECTRUM_IMAGES, cached_maximize
 from compute.maximize.param import build as build_parameterization
 from compute.maximize.priors import class_balanced_sample, principal_components
 from compute.maximize.render import forward
