@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from dash import html
 from plotly.subplots import make_subplots
 
 from components import theme
@@ -27,6 +28,8 @@ SCALES = ("probability", "signed", "auto")
 DEFAULT_SPECS: list[tuple[str, str, str]] = [("map", "attribution", "auto")]
 # Below this clean probability an occlusion drop is tiny everywhere, and the figure says so in words.
 NEAR_ZERO_PROBABILITY = 1e-3
+# The sanity check's words for a rank correlation between the trained and the untrained model's maps.
+SIMILAR, PARTLY_SIMILAR = 0.5, 0.2
 
 Spec = tuple[str, str, str]
 
@@ -130,3 +133,33 @@ def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) 
     figure.add_trace(image_trace(image), row=1, col=2)
     theme.base_layout(figure, title, PANEL_HEIGHT)
     return theme.image_axes(figure)
+
+
+def sanity_reading(rho: float) -> str:
+    """What a rank correlation between a method's maps on the trained and the untrained model says (Adebayo et al.
+    2018: a map that stays the same when the weights are random does not explain what the model learned)."""
+    if abs(rho) >= SIMILAR:
+        return "similar without training: the map shows the image more than what the model learned"
+    if abs(rho) >= PARTLY_SIMILAR:
+        return "partly similar: some of the map comes from the image alone"
+    return "different without training: the map depends on what the model learned"
+
+
+def correlation_text(rho: float) -> str:
+    """A rank correlation as the titles and the table print it."""
+    return f"ρ = {rho:+.2f}"
+
+
+def sanity_table(rows: Sequence[tuple[str, float]]) -> html.Table:
+    """The sanity check in one table: each method's rank correlation between its map on the trained and on the
+    untrained model (``rows``: (method label, rho)), with what it says in words. HTML, so it wraps and is never
+    cut off at any width."""
+    body = [html.Tr([html.Td(label), html.Td(correlation_text(rho), className="number"), html.Td(sanity_reading(rho))])
+            for label, rho in rows]
+    return html.Table([
+        html.Caption("Sanity check (Adebayo et al. 2018): Spearman rank correlation ρ of each map with the same "
+                     "method's map on the untrained model. Near 0: the map depends on the learned weights; near 1: "
+                     "it barely changes when the weights are random."),
+        html.Thead(html.Tr([html.Th("method"), html.Th("ρ (trained vs untrained)"), html.Th("what it says")])),
+        html.Tbody(body),
+    ], className="sanity-table")

@@ -123,6 +123,32 @@ def test_the_sanity_check_adds_the_untrained_maps_and_their_rank_correlation(con
     assert result["correlation"]["saliency"] == pytest.approx(rho)
 
 
+def test_the_sanity_check_of_every_method_prints_every_correlation_in_full(context, digits):
+    """Five methods on both models from the batched passes: each untrained map is the method's own map on the
+    untrained model, each title starts with its correlation, and the table lists all of them."""
+    from compute import models
+
+    index, names = 5, list(attribution.METHODS)
+    request = attribution_request(context, {"index": index}, names, sanity=1)
+    result = job(request)
+    untrained, label = models.load("digits-cnn", epoch=0), int(digits.labels[index])
+    for name in names:
+        params = request.params["methods"][name]
+        params = {**params, **({"data_mean": tuple(digits.channel_mean)} if name == "occlusion" else {})}
+        expected = attribution.METHODS[name].explain(untrained, digits.images[index], label, **params)
+        np.testing.assert_allclose(result["untrained"][name]["map"], expected["map"], rtol=1e-4, atol=1e-6)
+        rho = attribution.rank_correlation(torch.as_tensor(result["maps"][name]["map"]), torch.as_tensor(expected["map"]))
+        assert result["correlation"][name] == pytest.approx(rho, abs=1e-4)
+    panels, notes = attribution_view.attribution_render(context)(result, request.context)
+    for panel, name in zip(panels, names):
+        title = panel.children[1].figure.layout.title.text
+        assert title.startswith(f"ρ = {result['correlation'][name]:+.2f} · ") and "untrained" in title
+    table = notes[-1]
+    rows = [[cell.children for cell in row.children] for row in table.children[2].children]
+    assert [row[0] for row in rows] == [attribution.METHODS[name].label for name in names]
+    assert [row[1] for row in rows] == [f"ρ = {result['correlation'][name]:+.2f}" for name in names]
+
+
 def test_method_parameters_are_coerced_and_a_clamped_value_says_so(context):
     ids = [{"method": "smoothgrad", "name": "samples", "type": "attribution-param"},
            {"method": "smoothgrad", "name": "sigma", "type": "attribution-param"},

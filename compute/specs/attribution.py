@@ -35,6 +35,7 @@ METHODS: dict[str, Method] = {
         "Drop in the class probability when a square around each pixel is greyed out (Zeiler & Fergus 2014).",
         suggest=occlusion_suggest,
         explainer="compute.attribution:occlusion_explain",
+        planner="compute.attribution:occlusion_plan",
         maps=(MapSpec("probability", "p(class) with the box here", "probability"),
               MapSpec("map", "drop in probability (clean - occluded)", "signed")),
     ),
@@ -43,6 +44,7 @@ METHODS: dict[str, Method] = {
         "Saliency",
         (Param("absolute", "bool", True, "Absolute", help="max |gradient| over channels; off: signed sum"),),
         "Gradient of the class score with respect to the pixels (Simonyan et al. 2014).",
+        planner="compute.gradients:saliency_plan",
     ),
     "smoothgrad": Method(
         "compute.gradients:smoothgrad",
@@ -52,6 +54,7 @@ METHODS: dict[str, Method] = {
             Param("sigma", "float", 0.15, "Noise level", 0.0, 0.5, 0.01, help="noise std / image value range"),
         ),
         "Saliency averaged over noisy copies of the image (Smilkov et al. 2017).",
+        planner="compute.gradients:smoothgrad_plan",
     ),
     "integrated_gradients": Method(
         "compute.gradients:integrated_gradients",
@@ -62,12 +65,14 @@ METHODS: dict[str, Method] = {
         ),
         "Gradients integrated along the path from a baseline to the image; signed, sums to the score change "
         "(Sundararajan et al. 2017).",
+        planner="compute.gradients:integrated_gradients_plan",
     ),
     "gradcam": Method(
         "compute.gradients:gradcam",
         "Grad-CAM",
         (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv layer's rectified output"),),
         "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
+        planner="compute.gradients:gradcam_plan",
     ),
 }
 

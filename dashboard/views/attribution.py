@@ -128,14 +128,19 @@ def attribution_render(context: ViewContext):
                 config=theme.graph_config(f"featurescope-{name}"))]
             if name in result["untrained"]:
                 rho = result["correlation"][name]
+                # The correlation first: a narrow panel may cut a long title, never the number (the table above
+                # the panels has every correlation in full).
                 graphs.append(dcc.Graph(
                     id={"type": "attribution-graph", "method": name, "variant": "untrained"},
                     figure=method_figure(result["untrained"][name], name, result["image"],
-                                         f"{label} · untrained model · rank correlation with trained {rho:+.2f}",
+                                         f"{figures.correlation_text(rho)} · {label}, untrained model",
                                          shown, target_name),
                     config=theme.graph_config(f"featurescope-{name}-untrained")))
             panels.append(html.Div(graphs, className="attribution-panel", **{"data-method": name}))
         notes = [controls.message(note, "warning") for note in shown["notes"]]
+        if result["correlation"]:
+            notes.append(figures.sanity_table([(attribution.METHODS[name].label, result["correlation"][name])
+                                               for name in shown["order"] if name in result["correlation"]]))
         return panels, notes
 
     return render
