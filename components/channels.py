@@ -20,7 +20,7 @@ STATS_HEIGHT = 420
 GALLERY_TILE = 150  # CSS pixels per gallery image
 DEAD_LIST_LIMIT = 24  # dead channel indices listed in a table cell before "..."
 NO_DEAD = "no dead channels in this layer"
-ZEROS_TRACE, DEAD_TRACE = "share of its activations", "dead (never fires)"
+ZEROS_TRACE, DEAD_TRACE = "share of its activations that are", "dead (never fires)"
 FIRES_TRACE, MEAN_TRACE = "share of images it fires on", "mean activation"
 
 
@@ -110,8 +110,9 @@ def channel_stats_figure(zero_share: np.ndarray, inactive_share: np.ndarray, fir
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=category_order, showgrid=False)
     figure.update_xaxes(title={"text": f"channel (sorted by {SORT_KEYS[order]})" if order != "channel" else "channel"},
                         row=2, col=1)
-    figure.update_yaxes(range=[0, 1.0], tickformat=".0%", showgrid=True, gridcolor=theme.GRID, row=1, col=1,
-                        title={"text": "share"})
+    # Up to 108%: the diamonds at 100% and the top tick stay clear of the subtitle above the plot.
+    figure.update_yaxes(range=[0, 1.08], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0], tickformat=".0%", showgrid=True,
+                        gridcolor=theme.GRID, row=1, col=1, title={"text": "share"})
     figure.update_yaxes(showgrid=True, gridcolor=theme.GRID, row=2, col=1, title={"text": "mean"})
     return figure
 

@@ -214,7 +214,7 @@ def test_channel_stats_figure_shows_zero_share_beside_firing_share_and_mean_and_
     dead = rate == 0
     figure = figures.channel_stats_figure(zero_share, zero_share, rate, mean, dead, "relu2", 40, selected=2)
     zeros, gone, fires, means = figure.data
-    assert zeros.name == f"{figures.ZEROS_TRACE} zero" and gone.name == figures.DEAD_TRACE
+    assert zeros.name == f"{figures.ZEROS_TRACE} zero" == "share of its activations that are zero" and gone.name == figures.DEAD_TRACE
     assert (fires.name, means.name) == (figures.FIRES_TRACE, figures.MEAN_TRACE)
     assert [row[0] for row in zeros.customdata] == [0, 2, 3] and list(zeros.y) == [0.6, 0.2, 0.9]
     assert [row[0] for row in gone.customdata] == [1, 4] and list(gone.y) == [1.0, 1.0]
