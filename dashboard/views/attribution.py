@@ -6,7 +6,8 @@ from dash import Input, Output, State, dcc, html
 from components import attribution as figures
 from components import controls, theme
 from compute.specs import attribution
-from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.context import (SELECTION, ViewContext, image_name, sample_params, selected_index,
+                                     selection_note)
 from dashboard.views.links import Entry, Flag, Parity, method_entries
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
@@ -121,7 +122,7 @@ def attribution_render(context: ViewContext):
         panels = []
         for name in shown["order"]:
             label = attribution.METHODS[name].label
-            title = f"{label} · class {target_name} ({result['target_how']}) · image #{shown['index']}{shown.get('note', '')}"
+            title = f"{label} · class {target_name} ({result['target_how']}) · {image_name(shown['index'], shown.get('note', ''))}"
             graphs = [dcc.Graph(
                 id={"type": "attribution-graph", "method": name, "variant": "trained"},
                 figure=method_figure(result["maps"][name], name, result["image"], title, shown, target_name),
