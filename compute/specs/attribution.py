@@ -23,6 +23,16 @@ def occlusion_suggest(image_shape: tuple[int, ...]) -> dict:
     return {"box": side // 4, "stride": side // 16}
 
 
+def occlusion_covers_image(box: int, stride: int, image_shape: tuple[int, ...]) -> bool:
+    """True when the box, centred at every grid position (0, stride, 2*stride, ...), covers the whole image: then
+    every position gives the same probability and the map shows nothing of where the evidence is."""
+    for size in image_shape[-2:]:
+        last_centre = (int(size) - 1) // int(stride) * int(stride)
+        if box // 2 < last_centre or box - box // 2 < int(size):
+            return False
+    return True
+
+
 METHODS: dict[str, Method] = {
     "occlusion": Method(
         "compute.attribution:occlusion_with_fill",

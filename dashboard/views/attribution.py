@@ -84,6 +84,12 @@ def attribution_request(context: ViewContext):
         for name in order:
             params[name], clamped = methods.parameters(name, values, control_ids, image_shape)
             notes += clamped
+        if "occlusion" in params and attribution.occlusion_covers_image(params["occlusion"]["box"],
+                                                                         params["occlusion"]["stride"], image_shape):
+            height, width = image_shape[-2:]
+            notes.append(f"Occlusion: a box of {params['occlusion']['box']} covers the whole {width}×{height} image "
+                         "wherever it is centred, so every position gives the same drop; a box smaller than the "
+                         "image shows where the evidence is.")
         return Request(
             "attribution.maps",
             {**sample_params(selection), "methods": params, "target": target, "use_predicted": bool(use_predicted),
@@ -149,6 +155,7 @@ def attribution_render(context: ViewContext):
 
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, attribution_request(context), attribution_render(context))
+    methods.register_clamping(app)  # box 100 -> 64 shows 64
 
     app.clientside_callback(
         """function(n) { return (n % 2) ? 'button button-active' : 'button'; }""",
