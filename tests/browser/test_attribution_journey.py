@@ -88,3 +88,22 @@ def test_sanity_check_shows_the_untrained_model_and_its_rank_correlation(page, s
     assert [row[0] for row in rows] == [attribution.METHODS[name].label for name in attribution.METHODS]
     assert all(re.fullmatch(r"ρ = [+-][0-9]\.[0-9]{2}", row[1]) for row in rows)
     assert page.errors == []
+
+
+def test_a_box_clamped_to_64_shows_64_and_the_note_reads_the_uniform_drop(page, server_url):
+    page.goto(server_url + "?sample=11&methods=occlusion")
+    page.wait_for_selector(_panel("occlusion") + " .js-plotly-plot", timeout=60_000)
+    box = page.locator("input[id*='\"method\":\"occlusion\"'][id*='\"name\":\"box\"']")
+    box.fill("100")
+    box.press("Enter")
+    page.wait_for_function("(sel) => document.querySelector(sel).value === '64'",
+                           arg="input[id*='\"method\":\"occlusion\"'][id*='\"name\":\"box\"']", timeout=60_000)
+    page.wait_for_function(
+        """(sel) => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+            const sub = gd && gd.layout.title && gd.layout.title.subtitle;
+            return !!sub && String(sub.text).includes('the same at every position'); }""",
+        arg=_panel("occlusion"), timeout=60_000)
+    subtitle = page.evaluate(f"() => document.querySelector(`{_panel('occlusion')} .js-plotly-plot`).layout.title.subtitle.text")
+    assert "no evidence" not in subtitle and re.search(r"drop in probability \(clean - occluded\) [+-]0\.\d+", subtitle)
+    assert "covers the whole 32×32 image" in page.inner_text("#attribution-notes")
+    assert page.errors == []
