@@ -102,9 +102,10 @@ class _RunningStats:
         maxima = values.amax(dim=2)  # (B, C)
         self.fired += (maxima > 0).sum(dim=0)
         self.sums += values.sum(dim=2).to(self.sums.dtype).sum(dim=0)
-        # count_nonzero, not (values == 0).sum(): summing a bool tensor first copies it to int64 (2x the pass).
-        self.nonzero += torch.count_nonzero(values, dim=(0, 2))
-        self.positive += torch.count_nonzero(values > 0, dim=(0, 2))
+        # Per image and channel along the contiguous positions, in int32 (a map has < 2^31 positions): the fastest of
+        # the ways measured (count_nonzero over dims (0, 2) made the pass 2-3x slower; an int64 sum copies first).
+        self.nonzero += (values != 0).sum(dim=2, dtype=torch.int32).sum(0, dtype=torch.int64)
+        self.positive += (values > 0).sum(dim=2, dtype=torch.int32).sum(0, dtype=torch.int64)
         self.count += batch
         indices = torch.arange(first_index, first_index + batch, device=device)[:, None].expand(batch, channels)
         candidates = torch.cat([self.top_values, maxima])
