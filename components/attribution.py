@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from dash import html
 from plotly.subplots import make_subplots
 
 from components import theme
@@ -27,6 +28,10 @@ SCALES = ("probability", "signed", "auto")
 DEFAULT_SPECS: list[tuple[str, str, str]] = [("map", "attribution", "auto")]
 # Below this clean probability an occlusion drop is tiny everywhere, and the figure says so in words.
 NEAR_ZERO_PROBABILITY = 1e-3
+# A map whose values differ by less than this share of its largest magnitude holds one value everywhere.
+CONSTANT_TOLERANCE = 1e-5
+# The sanity check's words for a rank correlation between the trained and the untrained model's maps.
+SIMILAR, PARTLY_SIMILAR = 0.5, 0.2
 
 Spec = tuple[str, str, str]
 
@@ -89,8 +94,9 @@ def method_figure(
     for column, (key, spec_title, scale) in enumerate(specs, start=1):
         values = np.asarray(maps[key], dtype=np.float32)
         finite = values[np.isfinite(values)]
-        if finite.size and float(finite.max()) == float(finite.min()):
-            constant.append(spec_title)
+        # Constant up to float noise: a batch's rows may differ in the last bits although every box is the same.
+        if finite.size and float(np.ptp(finite)) <= CONSTANT_TOLERANCE * float(np.abs(finite).max()):
+            constant.append((spec_title, float(finite.mean()), scale))
         axis = "xaxis" if column == 1 else f"xaxis{column}"
         colorbar_x = float(figure.layout[axis].domain[1]) + 0.01
         if display == "overlay":
@@ -99,13 +105,34 @@ def method_figure(
                                    "" if several else spec_title, colorbar_x, hover_label=spec_title),
                          row=1, col=column)
     if constant:
-        what = "constant map" if not several else f"constant {', '.join(constant)}"
-        note = f"{note} · {what}: no evidence for this class here" if note else f"{what}: no evidence for this class here"
+        said = constant_note(constant, several)
+        note = f"{note} · {said}" if note else said
     theme.base_layout(figure, title, height, note=note)
     theme.image_axes(figure)
     # Each map hugs the right edge of its column, next to its colour bar, whatever width the page gives it.
     figure.update_xaxes(constraintoward="right")
     return figure
+
+
+def constant_value(value: float, scale: str) -> str:
+    """One value of a map as its colour bar would read it: percent for a probability, signed for a signed map."""
+    if scale == "probability":
+        return f"{value:.1%}" if 0 < value < 0.995 else f"{value:.0%}"
+    if value == 0:
+        return "0"
+    text = theme.plain_number(abs(value), 2)
+    return f"{'+' if value > 0 else '-'}{text}" if scale == "signed" else theme.plain_number(value, 2)
+
+
+def constant_note(constant: Sequence[tuple[str, float, str]], several: bool) -> str:
+    """What a figure says of its maps that hold one value everywhere ((title, value, scale) each): that value. Only
+    a map that is zero everywhere is no evidence for the class; one that is +0.30 everywhere is a uniform drop."""
+    if all(value == 0 for _, value, _ in constant):
+        what = "constant map" if not several else f"constant {', '.join(title for title, _, _ in constant)}"
+        return f"{what}: no evidence for this class here"
+    values = ", ".join((f"{title} " if several else "") + constant_value(value, scale)
+                       for title, value, scale in constant)
+    return f"the same at every position: {values}"
 
 
 def clean_probability_note(clean: float, class_name: str) -> str:
@@ -130,3 +157,33 @@ def inversion_figure(reconstruction: np.ndarray, image: np.ndarray, title: str) 
     figure.add_trace(image_trace(image), row=1, col=2)
     theme.base_layout(figure, title, PANEL_HEIGHT)
     return theme.image_axes(figure)
+
+
+def sanity_reading(rho: float) -> str:
+    """What a rank correlation between a method's maps on the trained and the untrained model says (Adebayo et al.
+    2018: a map that stays the same when the weights are random does not explain what the model learned)."""
+    if abs(rho) >= SIMILAR:
+        return "similar without training: the map shows the image more than what the model learned"
+    if abs(rho) >= PARTLY_SIMILAR:
+        return "partly similar: some of the map comes from the image alone"
+    return "different without training: the map depends on what the model learned"
+
+
+def correlation_text(rho: float) -> str:
+    """A rank correlation as the titles and the table print it."""
+    return f"ρ = {rho:+.2f}"
+
+
+def sanity_table(rows: Sequence[tuple[str, float]]) -> html.Table:
+    """The sanity check in one table: each method's rank correlation between its map on the trained and on the
+    untrained model (``rows``: (method label, rho)), with what it says in words. HTML, so it wraps and is never
+    cut off at any width."""
+    body = [html.Tr([html.Td(label), html.Td(correlation_text(rho), className="number"), html.Td(sanity_reading(rho))])
+            for label, rho in rows]
+    return html.Table([
+        html.Caption("Sanity check (Adebayo et al. 2018): Spearman rank correlation ρ of each map with the same "
+                     "method's map on the untrained model. Near 0: the map depends on the learned weights; near 1: "
+                     "it barely changes when the weights are random."),
+        html.Thead(html.Tr([html.Th("method"), html.Th("ρ (trained vs untrained)"), html.Th("what it says")])),
+        html.Tbody(body),
+    ], className="sanity-table")

@@ -1,5 +1,6 @@
-"""Figures of channel statistics: firing rate per channel (dead ones marked), the dead-channel table of all layers,
-and the gallery of the images that activate a channel most, each with the channel's map overlaid.
+"""Figures of channel statistics: sparsity per channel (share of zero activations, share of images it fires on, mean;
+dead ones marked; sortable), the dead-channel table of all layers, and the gallery of the images that activate a
+channel most, each with the channel's map overlaid.
 
 Inputs are the plain arrays of the ``channels.*`` jobs (see ``compute/channels.py``).
 """
@@ -15,11 +16,12 @@ from plotly.subplots import make_subplots
 from components import theme
 from components.images import image_trace
 
-STATS_HEIGHT = 320
+STATS_HEIGHT = 420
 GALLERY_TILE = 150  # CSS pixels per gallery image
 DEAD_LIST_LIMIT = 24  # dead channel indices listed in a table cell before "..."
 NO_DEAD = "no dead channels in this layer"
-ALIVE_TRACE, DEAD_TRACE = "fires", "dead (never fires)"
+ZEROS_TRACE, DEAD_TRACE = "share of its activations that are", "dead (never fires)"
+FIRES_TRACE, MEAN_TRACE = "share of images it fires on", "mean activation"
 
 
 def dead_colour() -> str:
@@ -27,44 +29,91 @@ def dead_colour() -> str:
     return theme.CORRECT_COLOURS["wrong"]
 
 
-def channel_stats_figure(firing_rate: np.ndarray, dead: np.ndarray, mean_activation: np.ndarray, layer: str,
-                         count: int, selected: int | None = None) -> go.Figure:
-    """Bars of the fraction of the ``count`` images on which each channel fires, for ``layer``.
+SORT_KEYS = {  # the chart's sort menu: label of each order, highest first except the channel number
+    "channel": "channel number",
+    "zeros": "share of zeros",
+    "fires": "share of images it fires on",
+    "mean": "mean activation",
+}
 
-    firing_rate, mean_activation: (C,); dead: (C,) bool. Dead channels (rate 0, so no bar) are drawn as markers
-    on the axis in their own colour and legend entry. Every point's ``customdata[0]`` is its channel index, so a
-    click selects that channel; ``selected`` is outlined.
+
+def channel_orders(shown_share: np.ndarray, firing_rate: np.ndarray, mean_activation: np.ndarray) -> dict:
+    """Channel indices in each order of :data:`SORT_KEYS`: by number, or by a statistic highest first (ties by the
+    lower channel number), as plain lists (the browser re-sorts the chart from these without asking the server)."""
+    channels = np.arange(len(firing_rate))
+
+    def descending(values: np.ndarray) -> list[int]:
+        return [int(c) for c in np.lexsort((channels, -np.asarray(values, dtype=float)))]
+
+    return {"channel": channels.tolist(), "zeros": descending(shown_share), "fires": descending(firing_rate),
+            "mean": descending(mean_activation)}
+
+
+def has_negative_values(zero_share: np.ndarray, inactive_share: np.ndarray) -> bool:
+    """True when some activations are below zero (a layer before its ReLU): there the share a ReLU would zero
+    (``<= 0``) says more than the share exactly zero, which is then about 0."""
+    return bool(np.any(np.asarray(inactive_share) > np.asarray(zero_share) + 1e-12))
+
+
+def channel_stats_figure(zero_share: np.ndarray, inactive_share: np.ndarray, firing_rate: np.ndarray,
+                         mean_activation: np.ndarray, dead: np.ndarray, layer: str, count: int,
+                         selected: int | None = None, order: str = "channel") -> go.Figure:
+    """Sparsity per channel of ``layer`` over ``count`` images: the share of its activations that are zero (bars),
+    beside the share of images it fires on (markers) and, below, its mean activation.
+
+    All arrays (C,); ``dead`` bool. Where the layer has negative values (before a ReLU) the bars show the share
+    ``<= 0`` instead, and the axis says so. Dead channels are bars of their own colour and legend entry. Channels
+    are categories ordered by ``order`` (a key of :data:`SORT_KEYS`); ``layout.meta["orders"]`` holds every order
+    for the browser's sort menu. Every point's ``customdata[0]`` is its channel index, so a click selects that
+    channel; ``selected`` is outlined.
     """
     firing_rate = np.asarray(firing_rate, dtype=float)
     mean_activation = np.asarray(mean_activation, dtype=float)
     dead = np.asarray(dead, dtype=bool)
+    negative = has_negative_values(zero_share, inactive_share)
+    shown = np.asarray(inactive_share if negative else zero_share, dtype=float)
+    what = "≤ 0" if negative else "zero"
     channels = np.arange(len(firing_rate))
-    figure = go.Figure()
-    alive = channels[~dead]
-    hover = ("channel %{customdata[0]}<br>fires on %{y:.1%} of " + f"{count} images"
-             + "<br>mean activation %{customdata[1]:.3g}<extra></extra>")
-    figure.add_trace(go.Bar(
-        name=ALIVE_TRACE, x=alive.tolist(), y=firing_rate[alive].tolist(),
-        customdata=np.stack([alive, mean_activation[alive]], axis=1).tolist(),
-        marker={"color": theme.CLASS_COLOURS[0],
-                "line": {"color": theme.SELECTED, "width": [3 if c == selected else 0 for c in alive]}},
-        hovertemplate=hover,
-    ))
-    gone = channels[dead]
+    names = [str(c) for c in channels]
+    orders = channel_orders(shown, firing_rate, mean_activation)
+    order = order if order in orders else "channel"
+    rows = np.stack([channels, shown, firing_rate, mean_activation], axis=1)
+
+    def outline(subset: np.ndarray) -> dict:
+        return {"color": theme.SELECTED, "width": [3 if c == selected else 0 for c in subset]}
+
+    hover = ("channel %{customdata[0]}<br>" + what + ": %{customdata[1]:.1%} of its activations"
+             f"<br>fires on %{{customdata[2]:.1%}} of {count:,} images<br>mean %{{customdata[3]:.3g}}<extra></extra>")
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.07)
+    for name, subset, colour in ((f"{ZEROS_TRACE} {what}", channels[~dead], theme.CLASS_COLOURS[0]),
+                                 (DEAD_TRACE, channels[dead], dead_colour())):
+        figure.add_trace(go.Bar(
+            name=name, x=[names[c] for c in subset], y=shown[subset].tolist(), customdata=rows[subset].tolist(),
+            hovertemplate=hover, marker={"color": colour, "line": outline(subset)},
+            showlegend=name != DEAD_TRACE or bool(dead.any()),
+        ), row=1, col=1)
     figure.add_trace(go.Scatter(
-        name=DEAD_TRACE, x=gone.tolist(), y=[0.0] * len(gone), mode="markers", cliponaxis=False,
-        customdata=np.stack([gone, mean_activation[gone]], axis=1).tolist(),
-        marker={"color": dead_colour(), "symbol": "x", "size": [16 if c == selected else 11 for c in gone],
-                "line": {"color": dead_colour(), "width": 1}},
-        hovertemplate=f"channel %{{customdata[0]}}: dead, fires on none of {count} images"
-                      "<br>mean activation %{customdata[1]:.3g}<extra></extra>",
-    ))
+        name=FIRES_TRACE, x=names, y=firing_rate.tolist(), customdata=rows.tolist(), hovertemplate=hover,
+        mode="markers", cliponaxis=False,
+        marker={"symbol": "diamond", "size": 9, "color": theme.CLASS_COLOURS[1], "line": {"color": theme.TEXT, "width": 1}},
+    ), row=1, col=1)
+    figure.add_trace(go.Bar(
+        name=MEAN_TRACE, x=names, y=mean_activation.tolist(), customdata=rows.tolist(), hovertemplate=hover,
+        marker={"color": theme.BAR, "line": outline(channels)}, showlegend=False,
+    ), row=2, col=1)
     note = NO_DEAD if not dead.any() else f"{int(dead.sum())} of {len(dead)} channels dead (never fire)"
-    theme.base_layout(figure, f"{layer}: share of images on which each channel fires", STATS_HEIGHT, note=note)
-    figure.update_layout(clickmode="event", bargap=0.15, showlegend=True,
-                         legend={"orientation": "h", "y": -0.22, "x": 0}, margin={"l": 56, "b": 70})
-    figure.update_xaxes(title={"text": "channel"}, range=[-0.7, len(channels) - 0.3], showgrid=False)
-    figure.update_yaxes(range=[0, 1.02], tickformat=".0%", showgrid=True, gridcolor=theme.GRID)
+    theme.base_layout(figure, f"{layer}: sparsity of each channel over {count:,} images", STATS_HEIGHT, note=note)
+    figure.update_layout(clickmode="event", bargap=0.15, showlegend=True, meta={"orders": orders, "labels": SORT_KEYS},
+                         legend={"orientation": "h", "y": -0.16, "x": 0, "yanchor": "top"},
+                         margin={"l": 64, "b": 84})
+    category_order = [names[c] for c in orders[order]]
+    figure.update_xaxes(type="category", categoryorder="array", categoryarray=category_order, showgrid=False)
+    figure.update_xaxes(title={"text": f"channel (sorted by {SORT_KEYS[order]})" if order != "channel" else "channel"},
+                        row=2, col=1)
+    # Up to 108%: the diamonds at 100% and the top tick stay clear of the subtitle above the plot.
+    figure.update_yaxes(range=[0, 1.08], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0], tickformat=".0%", showgrid=True,
+                        gridcolor=theme.GRID, row=1, col=1, title={"text": "share"})
+    figure.update_yaxes(showgrid=True, gridcolor=theme.GRID, row=2, col=1, title={"text": "mean"})
     return figure
 
 

@@ -7,11 +7,14 @@ its menus from.
 """
 from __future__ import annotations
 
+
+import numpy as np
 import torch
 from torch import nn
 
-from compute.cache import memoize
-from compute.device import activation_floats, batch_size_for, model_device
+from compute import passes
+from compute.cache import get_cache, memoize
+from compute.device import model_device
 from compute.gradients import (
     Progress,
     capture_output,
@@ -24,14 +27,16 @@ from compute.gradients import (
     smoothgrad,
     smoothgrad_noise,
 )
-from compute.layers import run_until
 from compute.errors import UserError
+from compute.layers import run_until
+from compute.passes import Plan, Points
 from compute.rectifiers import backward_rule, require_rectifiers
 from compute.specs.attribution import FILLS, INVERSIONS, METHODS, suggested_params
-from compute.specs.params import MapSpec
+from compute.progress import scaled
+from compute.specs.params import MapSpec, resolve
 
 __all__ = [
-    "INVERSIONS", "METHODS", "MapSpec", "attribution_map", "cached_inversion", "clean_probability", "gradcam",
+    "INVERSIONS", "METHODS", "MapSpec", "attribution_map", "attribution_maps", "cached_inversion", "clean_probability", "gradcam",
     "input_gradients", "integrated_gradients", "integrated_gradients_attributions", "invert", "most_active_channel", "occlusion",
     "occlusion_probability_map", "rank_correlation", "saliency", "smoothgrad", "smoothgrad_noise",
     "suggested_params",
@@ -56,6 +61,44 @@ def _nearest_centre(size: int, stride: int, count: int) -> torch.Tensor:
     return ((torch.arange(size) + (stride - 1) // 2) // stride).clamp(max=count - 1)
 
 
+def _occlusion_plan(model: nn.Module, image: torch.Tensor, box: int, stride: int,
+                    fill: float | tuple[float, ...] | None, with_clean: bool) -> Plan:
+    """The occluded copies of :func:`occlusion_probability_map` as plan points, made batch by batch; ``with_clean``
+    puts the image itself first, so p_clean comes from the same pass. Finishes to the (H, W) map of p(target), or
+    with ``with_clean`` to {"probability", "clean", "map"}."""
+    check_image(image)
+    if box < 1 or stride < 1:
+        raise UserError(f"box and stride must be at least 1, got box={box}, stride={stride}")
+    device = model_device(model)
+    x = image.detach().to(device, torch.float32)
+    channels, height, width = x.shape
+    if fill is None:
+        fill_value = x.mean((1, 2), keepdim=True)
+    else:
+        fill_value = torch.as_tensor(fill, dtype=torch.float32, device=device).reshape(-1, 1, 1).expand(channels, 1, 1)
+    rows = _box_masks(height, box, stride).to(device)
+    cols = _box_masks(width, box, stride).to(device)
+    first = 1 if with_clean else 0  # the clean image's row
+
+    def make(start: int, stop: int) -> torch.Tensor:
+        index = torch.arange(start, stop, device=device) - first
+        box_index = index.clamp(min=0)
+        masks = rows[box_index // len(cols), :, None] & cols[box_index % len(cols), None, :]
+        masks &= (index >= 0)[:, None, None]  # index -1: nothing covered
+        return torch.where(masks[:, None], fill_value, x)
+
+    def finish(found: passes.Evaluated):
+        probabilities = found.probabilities.float().cpu()
+        grid = probabilities[first:].view(len(rows), len(cols))
+        probability = grid[_nearest_centre(height, stride, len(rows))][:, _nearest_centre(width, stride, len(cols))]
+        if not with_clean:
+            return probability
+        clean = float(probabilities[0])
+        return {"map": clean - probability, "probability": probability, "clean": clean}
+
+    return Plan(finish, probability_points=Points(first + len(rows) * len(cols), make))
+
+
 def occlusion_probability_map(
     model: nn.Module,
     image: torch.Tensor,
@@ -74,32 +117,8 @@ def occlusion_probability_map(
     its nearest grid centre, so stride=1 gives exactly "box centred at each pixel". The occluded copies are
     built and classified batch by batch.
     """
-    check_image(image)
-    if box < 1 or stride < 1:
-        raise UserError(f"box and stride must be at least 1, got box={box}, stride={stride}")
-    device = model_device(model)
-    x = image.detach().to(device, torch.float32)
-    channels, height, width = x.shape
-    if fill is None:
-        fill_value = x.mean((1, 2), keepdim=True)
-    else:
-        fill_value = torch.as_tensor(fill, dtype=torch.float32, device=device).reshape(-1, 1, 1).expand(channels, 1, 1)
-    rows = _box_masks(height, box, stride).to(device)
-    cols = _box_masks(width, box, stride).to(device)
-    count = len(rows) * len(cols)
-    batch = batch_size or batch_size_for(device, activation_floats(model, (channels, height, width)))
-    probabilities = torch.empty(count)
-    with torch.no_grad():
-        for start in range(0, count, batch):
-            index = torch.arange(start, min(start + batch, count), device=device)
-            masks = rows[index // len(cols), :, None] & cols[index % len(cols), None, :]
-            copies = torch.where(masks[:, None], fill_value, x)
-            logits = model(copies)
-            probabilities[start:start + len(index)] = logits.softmax(1)[:, target].float().cpu()
-            if progress is not None:
-                progress((start + len(index)) / count, f"occlusion {start + len(index)}/{count} boxes")
-    grid = probabilities.view(len(rows), len(cols))
-    return grid[_nearest_centre(height, stride, len(rows))][:, _nearest_centre(width, stride, len(cols))]
+    plan = _occlusion_plan(model, image, box, stride, fill, with_clean=False)
+    return passes.run(model, plan, target, batch_size, progress)
 
 
 def occlusion(
@@ -182,21 +201,37 @@ def most_active_channel(model: nn.Module, image: torch.Tensor, layer: str) -> in
 
 # ---------------------------------------------------------------------------------------------- comparison
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values`` (1-D), ties given the mean of the ranks they span (scipy's ``rankdata``)."""
+    values = np.asarray(values)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    # Runs of equal values: the first position of each run, and each value's run.
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    run_of = np.cumsum(np.concatenate([[False], ordered[1:] != ordered[:-1]]))
+    ends = np.append(starts[1:], len(values))
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((starts + 1 + ends) / 2.0)[run_of]
+    return ranks
+
+
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation of two maps of equal size, flattened (ties averaged); 0.0 if one is constant.
 
     Used for the Adebayo et al. 2018 sanity check: a map that barely changes when the model's weights are
-    randomised does not explain the model.
+    randomised does not explain the model. The Pearson correlation of the average ranks (what scipy's spearmanr
+    computes, without importing scipy.stats: about a second on the first call).
     """
-    from scipy.stats import spearmanr  # scipy.stats is slow to import; only pay for it when used
-
     x = a.detach().flatten().double().cpu().numpy()
     y = b.detach().flatten().double().cpu().numpy()
     if x.shape != y.shape:
         raise ValueError(f"maps differ in size: {a.numel()} vs {b.numel()} values")
     if x.min() == x.max() or y.min() == y.max():
         return 0.0
-    return float(spearmanr(x, y).statistic)
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    return float(np.clip((rx @ ry) / np.sqrt((rx @ rx) * (ry @ ry)), -1.0, 1.0))
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -228,6 +263,19 @@ def occlusion_with_fill(
     return occlusion(model, image, target, box, stride, _fill_value(fill, data_mean), batch_size, progress)
 
 
+def occlusion_plan(
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    box: int = 8,
+    stride: int = 2,
+    fill: str = "data mean",
+    data_mean: tuple[float, ...] | None = None,
+) -> Plan:
+    """:func:`occlusion_explain` as a plan: the clean image and every occluded copy in one forward pass."""
+    return _occlusion_plan(model, image, box, stride, _fill_value(fill, data_mean), with_clean=True)
+
+
 def occlusion_explain(
     model: nn.Module,
     image: torch.Tensor,
@@ -239,12 +287,11 @@ def occlusion_explain(
     batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, torch.Tensor | float]:
-    """Occlusion's maps from one pass over the boxes: ``probability`` p_occluded ``(H, W)``, ``clean`` p_clean
-    (float) and ``map`` = p_clean - p_occluded ``(H, W)``, signed (negative where occluding raises p)."""
-    value = _fill_value(fill, data_mean)
-    probability = occlusion_probability_map(model, image, target, box, stride, value, batch_size, progress)
-    clean = clean_probability(model, image, target)
-    return {"map": clean - probability, "probability": probability, "clean": clean}
+    """Occlusion's maps from one pass over the clean image and the boxes: ``probability`` p_occluded ``(H, W)``,
+    ``clean`` p_clean (float) and ``map`` = p_clean - p_occluded ``(H, W)``, signed (negative where occluding raises
+    p)."""
+    plan = occlusion_plan(model, image, target, box, stride, fill, data_mean)
+    return passes.run(model, plan, target, batch_size, progress)
 
 
 # ---------------------------------------------------------------------------------------------- cached entry points
@@ -270,3 +317,54 @@ def cached_inversion(model: nn.Module, image: torch.Tensor, layer: str, channel:
                      keep: str = "channel") -> torch.Tensor:
     """:func:`invert`, cached like :func:`attribution_map`."""
     return invert(model, image, layer, channel, method, keep)
+
+
+def attribution_maps(
+    models: dict[str, nn.Module],
+    image: torch.Tensor,
+    target: int,
+    methods: dict[str, dict],
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, dict[str, torch.Tensor | float]]]:
+    """:func:`attribution_map` of every method of ``methods`` ({name: parameters}) on every model of ``models``
+    ({name: model}): ``result[model name][method]``.
+
+    Each map is cached under :func:`attribution_map`'s own key (a map computed here is found there, and the other
+    way round). The missing ones are computed together: the methods that have a planner share one gradient pass
+    and one forward pass per model (:func:`compute.passes.evaluate`: the sanity check's five methods on two models
+    are four batched passes); any other method runs on its own. All models must take the same input.
+    """
+    unknown = [name for name in methods if name not in METHODS]
+    if unknown:
+        raise UserError(f"unknown attribution method {unknown[0]!r}; choose one of: {', '.join(METHODS)}")
+    cache = get_cache()
+    keys = {(net, method): attribution_map.key(model, image, target, method, params)
+            for net, model in models.items() for method, params in methods.items()}
+    found: dict[str, dict] = {net: {} for net in models}
+    for (net, method), key in keys.items():
+        value = cache.get(key)
+        if value is not None:
+            found[net][method] = value
+    missing_nets = [net for net in models if len(found[net]) < len(methods)]
+    if missing_nets:
+        wanted = [method for method in methods if any(method not in found[net] for net in missing_nets)]
+        planned = [method for method in wanted if METHODS[method].planner is not None]
+        alone = [method for method in wanted if method not in planned]
+        nets = [models[net] for net in missing_nets]
+        plans = [resolve(METHODS[method].planner)(nets[0], image, target, **methods[method]) for method in planned]
+        share = len(planned) / max(1, len(wanted))
+        results = passes.evaluate(nets, plans, target, batch_size, scaled(progress, 0.0, share))
+        for net, row in zip(missing_nets, results):
+            for method, result in zip(planned, row):
+                found[net].setdefault(method, result if isinstance(result, dict) else {"map": result})
+        for k, method in enumerate(alone):
+            report = scaled(progress, share + (1 - share) * k / len(alone), share + (1 - share) * (k + 1) / len(alone))
+            for net in missing_nets:
+                if method not in found[net]:
+                    found[net][method] = METHODS[method].explain(models[net], image, target, **methods[method],
+                                                                 batch_size=batch_size, progress=report)
+        for net in missing_nets:
+            for method in wanted:
+                cache.set(keys[(net, method)], found[net][method])
+    return {net: {method: found[net][method] for method in methods} for net in models}

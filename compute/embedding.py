@@ -97,16 +97,20 @@ def fit_tsne(features: np.ndarray, seed: int, progress: Progress | None, initial
 
 def fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     if progress:
-        # Only a process's first UMAP compiles numba code (about 25 s); later ones would be told so wrongly.
+        # UMAP reports nothing while it fits, and only a process's first UMAP compiles numba code (about 25 s):
+        # the bar says it cannot measure this step instead of standing still at its last level.
         first = "umap" not in sys.modules
-        progress(0.1, "UMAP: building the neighbour graph" + (" (the first run compiles numba code: about 25 s)"
-                                                              if first else ""))
+        progress(None, "UMAP: " + ("compiling numba code on its first run (about 25 s), then " if first else "")
+                 + "building the neighbour graph and fitting the layout (no progress to show meanwhile)")
     import umap
 
     # An array start (the PCA layout) is rescaled by umap itself to its usual 0..10 box.
     reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(features) - 1), random_state=seed,
                         init="spectral" if initialization is None else np.asarray(initialization, dtype=np.float32))
-    return Fitted(reducer.fit_transform(features), reducer)
+    coordinates = reducer.fit_transform(features)
+    if progress:
+        progress(1.0, "UMAP: layout fitted")
+    return Fitted(coordinates, reducer)
 
 
 
@@ -212,10 +216,11 @@ def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None 
         return Layout(method, reduction, function(reduced, seed, progress, initialization=initialization))
     nearest = _nearest_in_sample(reduced, sample)
 
-    def spread(fraction: float, text: str, partial: dict | None = None) -> None:
+    def spread(fraction: float | None, text: str, partial: dict | None = None) -> None:
         if partial is not None and "coords" in partial:  # sample layout -> every point at its nearest sampled one
             partial = {**partial, "coords": np.asarray(partial["coords"])[nearest]}
-        progress(0.9 * fraction, text) if partial is None else progress(0.9 * fraction, text, partial)
+        value = None if fraction is None else 0.9 * fraction
+        progress(value, text) if partial is None else progress(value, text, partial)
 
     initialization = tsne_initialization(start[sample], seed) if method == "tsne" else start[sample]
     fitted = function(reduced[sample], seed, spread if progress else None, initialization=initialization)

@@ -1,4 +1,6 @@
-"""Gradient attributions: saliency, SmoothGrad and integrated gradients over one batched gradient routine; Grad-CAM.
+"""Gradient attributions: saliency, SmoothGrad, integrated gradients and Grad-CAM, each a :class:`~compute.passes.Plan`
+(the points whose gradient it needs, and how its map follows) run by :mod:`compute.passes`, alone or batched with
+other methods and models.
 
 Images are ``(C, H, W)`` float tensors in the data range; models map ``(B, C, H, W)`` to logits ``(B, K)`` and
 are in eval mode, so items of a batch do not influence each other and results do not depend on batch size.
@@ -13,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compute import layers, rectifiers
+from compute import layers, passes, rectifiers
 from compute.device import activation_floats, batch_size_for, model_device
+from compute.passes import Plan, Points
 from compute.progress import Progress
 
 
@@ -83,6 +86,14 @@ def _reduce_channels(grads: torch.Tensor, absolute: bool) -> torch.Tensor:
     return grads.abs().amax(-3) if absolute else grads.sum(-3)
 
 
+def saliency_plan(model: torch.nn.Module, image: torch.Tensor, target: int, absolute: bool = True) -> Plan:
+    """:func:`saliency` as a plan: the gradient at the image itself."""
+    check_image(image)
+    x = image.detach().to(model_device(model), torch.float32)
+    return Plan(lambda found: _reduce_channels(found.gradients[0], absolute).float().cpu(),
+                gradient_points=Points.of(x[None]))
+
+
 def saliency(
     model: torch.nn.Module,
     image: torch.Tensor,
@@ -96,9 +107,7 @@ def saliency(
     absolute: max over channels of |d score / d x|; otherwise the signed gradient summed over channels.
     ``batch_size`` is accepted for a uniform interface (there is only one image).
     """
-    check_image(image)
-    grads = input_gradients(model, image[None], target, batch_size=1, progress=progress)
-    return _reduce_channels(grads[0], absolute)
+    return passes.run(model, saliency_plan(model, image, target, absolute), target, batch_size, progress)
 
 
 def smoothgrad_noise(image: torch.Tensor, samples: int, sigma: float, seed: int = 0,
@@ -111,6 +120,18 @@ def smoothgrad_noise(image: torch.Tensor, samples: int, sigma: float, seed: int 
     std = sigma * value_range if value_range > 0 else sigma
     generator = torch.Generator(device=device).manual_seed(seed)
     return torch.randn((samples, *image.shape), generator=generator, device=device) * std
+
+
+def smoothgrad_plan(model: torch.nn.Module, image: torch.Tensor, target: int, samples: int = 32, sigma: float = 0.15,
+                    absolute: bool = True, seed: int = 0) -> Plan:
+    """:func:`smoothgrad` as a plan: the gradients at ``samples`` noisy copies, drawn on the model's device."""
+    check_image(image)
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    x = image.detach().to(model_device(model), torch.float32)
+    noisy = x + smoothgrad_noise(x, samples, sigma, seed)
+    return Plan(lambda found: (_reduce_channels(found.gradients, absolute).sum(0) / samples).float().cpu(),
+                gradient_points=Points.of(noisy))
 
 
 def smoothgrad(
@@ -130,16 +151,8 @@ def smoothgrad(
     ``batch_size`` and nothing crosses the bus but the image and the final map. absolute: the mean of the absolute
     saliency maps; otherwise the mean signed gradient summed over channels.
     """
-    check_image(image)
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
-    device = model_device(model)
-    x = image.detach().to(device, torch.float32)
-    noisy = x + smoothgrad_noise(x, samples, sigma, seed)
-    total = torch.zeros(x.shape[1:], device=device)
-    for _start, _stop, grad in _gradient_batches(model, noisy, target, batch_size, progress):
-        total += _reduce_channels(grad, absolute).sum(0)
-    return (total / samples).float().cpu()
+    plan = smoothgrad_plan(model, image, target, samples, sigma, absolute, seed)
+    return passes.run(model, plan, target, batch_size, progress)
 
 
 def _baseline_image(image: torch.Tensor, baseline: str | float) -> torch.Tensor:
@@ -151,6 +164,32 @@ def _baseline_image(image: torch.Tensor, baseline: str | float) -> torch.Tensor:
     if isinstance(baseline, str):
         raise ValueError(f"unknown baseline {baseline!r}: use 'zero', 'mean' or a number")
     return torch.full_like(image, float(baseline))
+
+
+def _integrated_gradients_plan(image: torch.Tensor, steps: int, baseline: str | float, summed: bool) -> Plan:
+    """The path points of :func:`integrated_gradients_attributions`; ``summed``: the map summed over channels."""
+    check_image(image)
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    x = image.detach().cpu().float()
+    start = _baseline_image(x, baseline)
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    # leggauss integrates over [-1, 1]; map to alphas in [0, 1].
+    alphas = torch.tensor((nodes + 1) / 2, dtype=torch.float32)
+    weights = torch.tensor(weights / 2, dtype=torch.float32)
+    path = start + alphas[:, None, None, None] * (x - start)
+
+    def finish(found: passes.Evaluated) -> torch.Tensor:
+        attributions = (x - start) * torch.einsum("s,schw->chw", weights, found.gradients.float().cpu())
+        return attributions.sum(0) if summed else attributions
+
+    return Plan(finish, gradient_points=Points.of(path))
+
+
+def integrated_gradients_plan(model: torch.nn.Module, image: torch.Tensor, target: int, steps: int = 32,
+                              baseline: str | float = "zero") -> Plan:
+    """:func:`integrated_gradients` as a plan: the gradients at the quadrature points of the path."""
+    return _integrated_gradients_plan(image, steps, baseline, summed=True)
 
 
 def integrated_gradients_attributions(
@@ -165,21 +204,11 @@ def integrated_gradients_attributions(
     """Sundararajan et al. 2017 integrated gradients per input value, ``(C, H, W)``.
 
     The path integral from the baseline to ``image`` uses ``steps``-point Gauss-Legendre quadrature (as captum
-    does by default); all path points go through :func:`input_gradients` in batches. The attributions sum to
-    about logit_target(image) - logit_target(baseline) (completeness).
+    does by default); all path points go through the model in batches. The attributions sum to about
+    logit_target(image) - logit_target(baseline) (completeness).
     """
-    check_image(image)
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    x = image.detach().cpu().float()
-    start = _baseline_image(x, baseline)
-    nodes, weights = np.polynomial.legendre.leggauss(steps)
-    # leggauss integrates over [-1, 1]; map to alphas in [0, 1].
-    alphas = torch.tensor((nodes + 1) / 2, dtype=torch.float32)
-    weights = torch.tensor(weights / 2, dtype=torch.float32)
-    path = start + alphas[:, None, None, None] * (x - start)
-    grads = input_gradients(model, path, target, batch_size=batch_size, progress=progress)
-    return (x - start) * torch.einsum("s,schw->chw", weights, grads)
+    plan = _integrated_gradients_plan(image, steps, baseline, summed=False)
+    return passes.run(model, plan, target, batch_size, progress)
 
 
 def integrated_gradients(
@@ -192,8 +221,8 @@ def integrated_gradients(
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Signed integrated-gradients map ``(H, W)``: :func:`integrated_gradients_attributions` summed over channels."""
-    attributions = integrated_gradients_attributions(model, image, target, steps, baseline, batch_size, progress)
-    return attributions.sum(0)
+    return passes.run(model, integrated_gradients_plan(model, image, target, steps, baseline), target, batch_size,
+                      progress)
 
 
 # ---------------------------------------------------------------------------------------------- layers
@@ -256,6 +285,25 @@ def capture_output(model: torch.nn.Module, layer: str,
 
 # ---------------------------------------------------------------------------------------------- Grad-CAM
 
+def gradcam_plan(model: torch.nn.Module, image: torch.Tensor, target: int, layer: str = "") -> Plan:
+    """:func:`gradcam` as a plan: the layer's output at the image and the score's gradient there."""
+    check_image(image)
+    name = find_layer(model, layer, tuple(image.shape))
+    x = image.detach().to(model_device(model), torch.float32)
+
+    def finish(found: passes.Evaluated) -> torch.Tensor:
+        activation, grad = found.activation, found.activation_gradient
+        if activation.ndim != 4:
+            shape = (1, *activation.shape[1:])
+            raise ValueError(f"Grad-CAM needs a (B, K, h, w) activation; layer {layer!r} gives {shape}")
+        alphas = grad[0].mean((1, 2))
+        cam = F.relu(torch.einsum("k,khw->hw", alphas, activation[0]))
+        cam = F.interpolate(cam[None, None], size=tuple(image.shape[1:]), mode="bilinear", align_corners=False)
+        return cam[0, 0].float().cpu()
+
+    return Plan(finish, gradient_points=Points.of(x[None]), layer=name)
+
+
 def gradcam(
     model: torch.nn.Module,
     image: torch.Tensor,
@@ -270,21 +318,4 @@ def gradcam(
     ReLU(sum_k alpha_k A_k), bilinearly upsampled to the image size. ``batch_size`` is accepted for a uniform
     interface (there is only one image).
     """
-    check_image(image)
-    x = image.detach().to(model_device(model), torch.float32)[None]
-    # Frozen parameters would leave the activation outside the graph unless the input needs a gradient.
-    with torch.enable_grad(), capture_output(model, layer, tuple(image.shape)) as captured:
-        logits = model(x.requires_grad_(True))
-        if not captured:
-            layers.missing(model, [find_layer(model, layer, tuple(image.shape))], {})
-        activation = captured[0]
-        if activation.ndim != 4:
-            shape = tuple(activation.shape)
-            raise ValueError(f"Grad-CAM needs a (B, K, h, w) activation; layer {layer!r} gives {shape}")
-        (grad,) = torch.autograd.grad(logits[0, target], activation)
-    alphas = grad[0].mean((1, 2))
-    cam = F.relu(torch.einsum("k,khw->hw", alphas, activation[0].detach()))
-    cam = F.interpolate(cam[None, None], size=tuple(image.shape[1:]), mode="bilinear", align_corners=False)
-    if progress is not None:
-        progress(1.0, "grad-cam done")
-    return cam[0, 0].float().cpu()
+    return passes.run(model, gradcam_plan(model, image, target, layer), target, batch_size, progress)

@@ -50,11 +50,13 @@ def execute(source, name: str, params: dict, submission: str) -> Any:
     last_check, last_report = [0.0], [0.0]
     worker.log_event(PROGRESS_TOPIC, {"submission": submission, "started": time.time()})
 
-    def progress(fraction: float, text: str, partial: dict | None = None) -> None:
+    def progress(fraction: float | None, text: str, partial: dict | None = None) -> None:
         now = time.monotonic()
-        if partial is not None or fraction >= 1.0 or now - last_report[0] >= REPORT_EVERY_S:
+        # A step without measurable progress (None) is said at once: the page stops showing a level.
+        if partial is not None or fraction is None or fraction >= 1.0 or now - last_report[0] >= REPORT_EVERY_S:
             last_report[0] = now
-            message = {"submission": submission, "fraction": float(fraction), "text": str(text)}
+            message = {"submission": submission, "fraction": None if fraction is None else float(fraction),
+                       "text": str(text)}
             if partial is not None:
                 message["partial"] = pickle.dumps(plain(partial), protocol=pickle.HIGHEST_PROTOCOL)
             worker.log_event(PROGRESS_TOPIC, message)

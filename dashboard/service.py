@@ -79,6 +79,7 @@ class JobState:
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     fraction: float = 0.0
+    measured: bool = True  # False while the running step reports no measurable progress (fraction None)
     text: str = "waiting for the compute process"
     partial: dict | None = None
     revision: int = 0  # counts the partial results sent: a poll waits for a newer one than its page shows
@@ -110,6 +111,7 @@ class Status:
     error: BaseException | None = None
     revision: int = 0  # of ``partial``
     queued: bool = False  # a long job waiting for its turn (``text`` says its place in line)
+    measured: bool = True  # False while the step running has no measurable progress: the bar shows no level
 
 
 def compute_process_environ(dask_environ: dict) -> dict:
@@ -316,7 +318,8 @@ class ComputeService:
             return Status(key, "missing", text="this result is no longer held; it will be computed again")
         if job.finished.is_set() and job.state == "running":
             self._collect(job)
-        return Status(job.key, job.state, job.fraction, job.text, job.partial, job.result, job.error, job.revision)
+        return Status(job.key, job.state, job.fraction, job.text, job.partial, job.result, job.error, job.revision,
+                      measured=job.measured)
 
     def wait(self, key: str, timeout: float, newer_than: int | None = None) -> Status:
         """The job's status once it has finished, or after ``timeout`` seconds, whichever comes first; with
@@ -546,8 +549,12 @@ class ComputeService:
                 job.started = float(message["started"])
                 job.text = "started"
                 return
-            # One bar per job, never backwards (a chain of steps inside a job maps into one scale).
-            job.fraction = max(job.fraction, float(message.get("fraction", 0.0)))
+            # One bar per job, never backwards (a chain of steps inside a job maps into one scale); a step without
+            # measurable progress (fraction None) keeps the bar's level but says the level means nothing meanwhile.
+            fraction = message.get("fraction", 0.0)
+            job.measured = fraction is not None
+            if fraction is not None:
+                job.fraction = max(job.fraction, float(fraction))
             job.text = message.get("text", job.text)
             if job.long:
                 self._queue.progressed(job.submission, job.fraction)

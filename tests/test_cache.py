@@ -357,7 +357,7 @@ def test_code_version_reaches_compute_functions_called_through_tables_and_module
     functions = {line.split()[1] for line in pieces if line.startswith("function ")}
     # METHODS' entries, the helpers they call in another module, and the layer capture module.
     for name in ("compute.attribution.occlusion_explain", "compute.gradients.smoothgrad",
-                 "compute.gradients._gradient_batches", "compute.device.batch_size_for", "compute.layers.capture"):
+                 "compute.passes.evaluate", "compute.device.batch_size_for", "compute.layers.capture"):
         assert name in functions, name
     assert cache.code_version(embedding.layer_embedding.uncached) != cache.code_version(attribution.attribution_map.uncached)
     # Computed the same way twice (a stable key across processes needs a deterministic version).

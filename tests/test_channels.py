@@ -55,6 +55,8 @@ def reference_stats(maps: torch.Tensor, k: int) -> dict:
         "firing_rate": (maxima > 0).mean(axis=0),
         "mean_activation": values.mean(axis=(0, 2)),
         "zero_fraction": float((values == 0).mean()),
+        "zero_share": (values == 0).mean(axis=(0, 2)),
+        "inactive_share": (values <= 0).mean(axis=(0, 2)),
         "dead": ~(maxima > 0).any(axis=0),
         "top_images": top,
         "top_values": np.take_along_axis(maxima, top, axis=0),
@@ -65,6 +67,8 @@ def assert_matches(found: channels.ChannelStats, expected: dict) -> None:
     np.testing.assert_allclose(found.firing_rate, expected["firing_rate"])
     np.testing.assert_allclose(found.mean_activation, expected["mean_activation"], rtol=1e-5, atol=1e-7)
     assert found.zero_fraction == pytest.approx(expected["zero_fraction"])
+    np.testing.assert_allclose(found.zero_share, expected["zero_share"])
+    np.testing.assert_allclose(found.inactive_share, expected["inactive_share"])
     np.testing.assert_array_equal(found.dead, expected["dead"])
     np.testing.assert_array_equal(found.top_images, expected["top_images"])
     np.testing.assert_allclose(found.top_values, expected["top_values"], rtol=1e-6)
@@ -86,6 +90,24 @@ def test_a_channel_firing_on_one_known_image_has_rate_one_over_n_and_that_image_
     assert found.top_images[0, 1] == KNOWN_IMAGE
     assert found.top_values[0, 1] == pytest.approx(0.25)
     assert found.firing_rate[2] == 1.0
+
+
+def test_a_channel_firing_on_every_image_at_one_position_is_sparse():
+    """The slide's point: firing on every image says nothing of sparsity. Each image has one bright pixel (each at
+    its own place), so channel 1 fires on all of them but is zero at all other positions; channel 2 (a mean filter
+    of positive images) is zero nowhere; channel 0 is dead: zero everywhere."""
+    images = torch.rand(COUNT, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 0.5 + 0.01
+    for k in range(COUNT):
+        images[k, 0, k % 8, (3 * k) % 8] = 1.0
+    found = channels.stats.uncached(known_model(), images, "1", k=3, batch_size=7)
+    positions = 8 * 8
+    np.testing.assert_allclose(found.firing_rate, [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(found.zero_share, [1.0, 1 - 1 / positions, 0.0])
+    np.testing.assert_allclose(found.inactive_share, found.zero_share)  # after a ReLU, <= 0 means == 0
+    assert found.zero_fraction == pytest.approx(float(np.mean(found.zero_share)))
+    before = channels.stats.uncached(known_model(), images, "0", k=3, batch_size=7)  # the conv, before its ReLU
+    np.testing.assert_allclose(before.zero_share, [0.0, 0.0, 0.0])  # no value is exactly zero there,
+    np.testing.assert_allclose(before.inactive_share, [1.0, 1 - 1 / positions, 0.0])  # but as many are <= 0
 
 
 @pytest.mark.parametrize("batch_size", [3, 7])
@@ -185,19 +207,47 @@ def test_top_images_job_returns_the_images_their_maps_and_values(trained_model, 
 
 # ----------------------------------------------------------------------------------------------- figures
 
-def test_channel_stats_figure_marks_dead_channels_and_carries_channel_indices():
+def test_channel_stats_figure_shows_zero_share_beside_firing_share_and_mean_and_marks_dead_channels():
+    zero_share = np.array([0.6, 1.0, 0.2, 0.9, 1.0])
     rate = np.array([0.5, 0.0, 1.0, 0.25, 0.0])
+    mean = np.array([0.3, 0.0, 0.8, 0.1, 0.0])
     dead = rate == 0
-    figure = figures.channel_stats_figure(rate, dead, np.linspace(0, 1, 5), "relu2", 40, selected=2)
-    alive, gone = figure.data
-    assert (alive.name, gone.name) == (figures.ALIVE_TRACE, figures.DEAD_TRACE)
-    assert [row[0] for row in alive.customdata] == [0, 2, 3] and list(alive.y) == [0.5, 1.0, 0.25]
-    assert [row[0] for row in gone.customdata] == [1, 4] and list(gone.y) == [0.0, 0.0]
-    assert gone.marker.color == figures.dead_colour() != alive.marker.color
-    assert list(alive.marker.line.width) == [0, 3, 0]  # the selected channel is outlined
+    figure = figures.channel_stats_figure(zero_share, zero_share, rate, mean, dead, "relu2", 40, selected=2)
+    zeros, gone, fires, means = figure.data
+    assert zeros.name == f"{figures.ZEROS_TRACE} zero" == "share of its activations that are zero" and gone.name == figures.DEAD_TRACE
+    assert (fires.name, means.name) == (figures.FIRES_TRACE, figures.MEAN_TRACE)
+    assert [row[0] for row in zeros.customdata] == [0, 2, 3] and list(zeros.y) == [0.6, 0.2, 0.9]
+    assert [row[0] for row in gone.customdata] == [1, 4] and list(gone.y) == [1.0, 1.0]
+    assert list(fires.x) == ["0", "1", "2", "3", "4"] and list(fires.y) == list(rate)
+    assert list(means.y) == list(mean) and means.yaxis == "y2"  # the mean below, on its own axis
+    assert gone.marker.color == figures.dead_colour() != zeros.marker.color
+    assert list(zeros.marker.line.width) == [0, 3, 0]  # the selected channel is outlined
+    assert [list(row) for row in fires.customdata][3] == [3, 0.9, 0.25, 0.1]  # channel, zeros, fires, mean
     assert figure.layout.title.subtitle.text == "2 of 5 channels dead (never fire)"
-    healthy = figures.channel_stats_figure(np.ones(3), np.zeros(3, bool), np.ones(3), "relu1", 40)
+    assert list(figure.layout.xaxis.categoryarray) == ["0", "1", "2", "3", "4"]
+    healthy = figures.channel_stats_figure(np.zeros(3), np.zeros(3), np.ones(3), np.ones(3), np.zeros(3, bool), "relu1", 40)
     assert healthy.layout.title.subtitle.text == figures.NO_DEAD and len(healthy.data[1].x) == 0
+
+
+def test_channel_stats_figure_sorts_channels_by_each_statistic_highest_first():
+    zero_share = np.array([0.6, 1.0, 0.2, 0.9, 1.0])
+    rate = np.array([0.5, 0.0, 1.0, 0.25, 0.0])
+    mean = np.array([0.3, 0.0, 0.8, 0.1, 0.0])
+    expected = {"channel": [0, 1, 2, 3, 4], "zeros": [1, 4, 3, 0, 2], "fires": [2, 0, 3, 1, 4],
+                "mean": [2, 0, 3, 1, 4]}  # ties keep the lower channel first
+    assert figures.channel_orders(zero_share, rate, mean) == expected
+    for order, channels_in_order in expected.items():
+        figure = figures.channel_stats_figure(zero_share, zero_share, rate, mean, rate == 0, "relu2", 40, order=order)
+        assert list(figure.layout.xaxis.categoryarray) == [str(c) for c in channels_in_order]
+        assert figure.layout.meta["orders"] == expected  # every order travels with the figure, for the browser
+    assert "sorted by share of zeros" in figures.channel_stats_figure(
+        zero_share, zero_share, rate, mean, rate == 0, "relu2", 40, order="zeros").layout.xaxis2.title.text
+
+
+def test_before_a_relu_the_chart_shows_the_share_at_or_below_zero():
+    figure = figures.channel_stats_figure(np.zeros(2), np.array([0.7, 0.4]), np.ones(2), np.zeros(2),
+                                          np.zeros(2, bool), "conv2", 40)
+    assert figure.data[0].name == f"{figures.ZEROS_TRACE} ≤ 0" and list(figure.data[0].y) == [0.7, 0.4]
 
 
 def test_dead_table_says_so_where_a_layer_has_no_dead_channels():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from compute import activations, embedding
+from compute import activations, embedding, neighbours
 from compute.neighbours import nearest
 from compute.jobs.table import run
 from compute.specs.source import Source
@@ -85,3 +85,27 @@ def test_a_derived_image_is_projected_into_the_same_space(trained_model, digits)
 def test_a_bad_k_is_refused_with_a_message():
     with pytest.raises(ValueError, match="1 to 200"):
         run(Source(), "neighbours.nearest", {"index": 0, "layer": "conv2", "k": 0})
+
+
+# ---------------------------------------------------------------------------------------------- novelty
+
+def test_own_nearest_distances_are_each_rows_distance_to_its_nearest_other_row():
+    features = np.random.default_rng(1).normal(size=(60, 5)).astype(np.float32)
+    expected = np.array([np.sort(np.linalg.norm(features.astype(np.float64) - row, axis=1))[1] for row in features])
+    np.testing.assert_allclose(neighbours.own_nearest_distances(features), expected, rtol=1e-5)
+    sampled = neighbours.own_nearest_distances(features, sample=10, seed=3)
+    rows = np.sort(np.random.default_rng(3).choice(60, 10, replace=False))
+    np.testing.assert_allclose(sampled, expected[rows], rtol=1e-5)  # a sample's rows against every row
+
+
+def test_a_point_far_from_a_cloud_is_unlike_it_and_one_inside_is_not():
+    cloud = np.random.default_rng(2).normal(size=(400, 3)).astype(np.float32)
+    own = neighbours.own_nearest_distances(cloud)
+    inside = neighbours.novelty(cloud, np.zeros(3, np.float32), own)
+    far = neighbours.novelty(cloud, np.full(3, 12.0, np.float32), own)
+    assert not inside.unlike and inside.share_closer < 0.9
+    assert far.unlike and far.share_closer == 1.0 and far.distance > own.max()
+    expected = np.linalg.norm(cloud - 12.0, axis=1)
+    assert far.nearest == int(expected.argmin()) and far.distance == pytest.approx(float(expected.min()), rel=1e-5)
+    assert far.typical == pytest.approx(float(np.median(own))) and far.reference_size == 400
+    assert far.as_dict()["unlike"] is True

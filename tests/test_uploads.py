@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from compute import uploads
+from compute import upload_inputs, uploads
+from compute.jobs import variants
 from compute.jobs.table import run
 from compute import upload_inputs
 from compute.jobs import variants
@@ -188,3 +189,71 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_decoded(monkeypatch):
     saved, message = upload.accept(contents, "big.png")
     assert saved is None and "big.png is 30.0 MB; the limit is 10 MB" in str(message)
 
+
+
+def rescanned_digit(index: int, shift: tuple[int, int]) -> np.ndarray:
+    """Scan ``index`` drawn on paper again, placed half a scan cell off and with paper grain: a new scan of a
+    handwritten digit, not one of the data set's own images."""
+    drawn = paper_digit(index).astype(np.float64)
+    drawn = np.roll(drawn, shift, axis=(0, 1))
+    grain = np.random.default_rng(index).normal(0, 12, drawn.shape)
+    return np.clip(np.round(drawn + grain), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("layer", ["relu2", "relu1"])
+def test_a_photo_of_an_astronaut_is_unlike_the_digits_and_new_scans_of_digits_are_not(trained_model, layer):
+    from skimage import data as pictures
+
+    astronaut = uploads.save(png_bytes(pictures.astronaut()), "astronaut.png")
+    found = run(Source(), "uploads.place", {"id": astronaut["id"], "layer": layer, "method": "pca"})["novelty"]
+    assert found["unlike"] and found["share_closer"] == 1.0 and found["layer"] == layer
+    assert found["distance"] > found["largest"] > found["typical"]
+    for index, shift in ((13, (3, 4)), (100, (4, -3)), (777, (-4, 2)), (1200, (2, 4))):
+        scan = uploads.save(png_bytes(rescanned_digit(index, shift)), f"scan-{index}.png")
+        found = run(Source(), "uploads.place", {"id": scan["id"], "layer": layer, "method": "pca"})["novelty"]
+        assert not found["unlike"], (index, found)
+    exact = run(Source(), "uploads.place", {"id": uploads.save(png_bytes(paper_digit(13)), "13.png")["id"],
+                                            "layer": layer, "method": "pca"})["novelty"]
+    assert exact["nearest"] == 13 and exact["distance"] < exact["typical"]  # the data set's own image 13
+
+
+def test_the_page_warns_beside_the_prediction_when_the_image_is_unlike_the_data(context):
+    probabilities = np.full(10, 0.01, np.float32)
+    probabilities[7] = 0.91
+    novelty = {"distance": 34.6, "nearest": 5, "typical": 11.8, "largest": 23.8, "share_closer": 1.0,
+               "reference_size": context.meta.count, "unlike": True, "layer": "relu2"}
+    result = {"probabilities": probabilities, "point": [1.5, -2.0], "placement_message": None, "novelty": novelty}
+    _, text = upload_view.place_render(context)(result, {"name": "astronaut.png"})
+    warnings = [part for part in text if getattr(part, "className", "") == "message message-warning"]
+    assert len(warnings) == 1 and text.index(warnings[0]) == 2  # right after the prediction
+    said = warnings[0].children
+    assert said.startswith("This image is unlike the data set: in relu2's features it lies 34.6 from its nearest")
+    assert f"than any of the {context.meta.count:,} images lies from its own nearest neighbour (at most 23.8" in said
+    _, text = upload_view.place_render(context)({**result, "novelty": {**novelty, "unlike": False}}, {"name": "7.png"})
+    assert not [part for part in text if getattr(part, "className", "") == "message message-warning"]
+
+
+def test_titles_name_your_image_never_index_minus_one(uploaded_digit, context):
+    from dashboard.views import attribution as attribution_view
+    from dashboard.views import details as details_view
+    from dashboard.views import inversion as inversion_view
+
+    selection = upload_view.selection_for({**uploaded_digit, "name": "thirteen.png"})
+    request = attribution_view.attribution_request(context)(selection, ["saliency"], [], None, [], "heatmap", 0.6,
+                                                            0, [])
+    panels, _ = attribution_view.attribution_render(context)(run(Source(), request.job, request.params),
+                                                             request.context)
+    titles = [panels[0].children[0].figure.layout.title.text]
+    request = inversion_view.inversion_request(selection, "deconvnet", "conv1", None, "relu2")
+    figure, _ = inversion_view.inversion_render(run(Source(), request.job, request.params), request.context)
+    titles.append(figure.layout.title.text)
+    request = details_view.details_request(selection, "conv2", "shared")
+    rendered = details_view.details_render(context)(run(Source(), request.job, request.params), request.context)
+    titles += [rendered[0][0].children, rendered[1].layout.title.text]
+    for title in titles:
+        assert "your image: thirteen.png" in title and "#-1" not in title
+    assert rendered[3].layout.title.text == "layer conv2 · (32, 16, 16) · your image"  # the feature maps
+    from dashboard.views.context import image_name
+
+    assert image_name(-1, " (your image: a.png) · model of epoch 3") == "your image: a.png · model of epoch 3"
+    assert image_name(-1) == "your image" and image_name(12, " (adversarial)") == "image #12 (adversarial)"

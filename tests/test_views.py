@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from dash import no_update
 
+from components import theme
 from compute import attribution, gradients
 from compute.jobs.table import run
 from compute.specs.source import Source
@@ -123,6 +125,32 @@ def test_the_sanity_check_adds_the_untrained_maps_and_their_rank_correlation(con
     assert result["correlation"]["saliency"] == pytest.approx(rho)
 
 
+def test_the_sanity_check_of_every_method_prints_every_correlation_in_full(context, digits):
+    """Five methods on both models from the batched passes: each untrained map is the method's own map on the
+    untrained model, each title starts with its correlation, and the table lists all of them."""
+    from compute import models
+
+    index, names = 5, list(attribution.METHODS)
+    request = attribution_request(context, {"index": index}, names, sanity=1)
+    result = job(request)
+    untrained, label = models.load("digits-cnn", epoch=0), int(digits.labels[index])
+    for name in names:
+        params = request.params["methods"][name]
+        params = {**params, **({"data_mean": tuple(digits.channel_mean)} if name == "occlusion" else {})}
+        expected = attribution.METHODS[name].explain(untrained, digits.images[index], label, **params)
+        np.testing.assert_allclose(result["untrained"][name]["map"], expected["map"], rtol=1e-4, atol=1e-6)
+        rho = attribution.rank_correlation(torch.as_tensor(result["maps"][name]["map"]), torch.as_tensor(expected["map"]))
+        assert result["correlation"][name] == pytest.approx(rho, abs=1e-4)
+    panels, notes = attribution_view.attribution_render(context)(result, request.context)
+    for panel, name in zip(panels, names):
+        title = panel.children[1].figure.layout.title.text
+        assert title.startswith(f"ρ = {result['correlation'][name]:+.2f} · ") and "untrained" in title
+    table = notes[-1]
+    rows = [[cell.children for cell in row.children] for row in table.children[2].children]
+    assert [row[0] for row in rows] == [attribution.METHODS[name].label for name in names]
+    assert [row[1] for row in rows] == [f"ρ = {result['correlation'][name]:+.2f}" for name in names]
+
+
 def test_method_parameters_are_coerced_and_a_clamped_value_says_so(context):
     ids = [{"method": "smoothgrad", "name": "samples", "type": "attribution-param"},
            {"method": "smoothgrad", "name": "sigma", "type": "attribution-param"},
@@ -132,6 +160,37 @@ def test_method_parameters_are_coerced_and_a_clamped_value_says_so(context):
     assert request.params["methods"]["saliency"] == {"absolute": False}
     assert any("9999" in note and "256" in note for note in request.context["notes"])
     assert attribution_request(context, {"index": 1}, []) == Message("Pick at least one method.")
+
+
+def test_a_clamped_box_shows_its_clamped_value_in_the_control():
+    ids = [{"method": "occlusion", "name": "box", "type": "attribution-param"},
+           {"method": "occlusion", "name": "stride", "type": "attribution-param"},
+           {"method": "occlusion", "name": "fill", "type": "attribution-param"},
+           {"method": "smoothgrad", "name": "sigma", "type": "attribution-param"}]
+    shown = attribution_view.methods.clamped_values([100, 2, "zero", 0.9], ids)
+    assert shown == [64, no_update, no_update, 0.5]  # box 100 -> 64 and sigma 0.9 -> 0.5 written back; the rest kept
+    assert attribution_view.methods.clamped_values([2.6, None, "zero", "x"], ids) == [3, no_update, no_update,
+                                                                                      no_update]
+
+
+def test_occlusion_with_a_box_that_covers_the_image_reads_the_actual_uniform_drop(context, trained_model, digits):
+    """Box 100 is clamped to 64, which covers the 32x32 digit wherever it is centred: the note says so, and the
+    figure says what the drop is everywhere (not "no evidence for this class")."""
+    ids = [{"method": "occlusion", "name": "box", "type": "attribution-param"}]
+    request = attribution_request(context, {"index": 11}, ["occlusion"], [100], ids)
+    assert request.params["methods"]["occlusion"]["box"] == 64
+    assert any("box of 64 covers the whole 32×32 image" in note for note in request.context["notes"])
+    result = job(request)
+    maps = result["maps"]["occlusion"]
+    drop = float(np.asarray(maps["map"]).flat[0])
+    np.testing.assert_allclose(maps["map"], drop, atol=1e-6)  # the same drop at every position
+    panels, notes = attribution_view.attribution_render(context)(result, request.context)
+    subtitle = panels[0].children[0].figure.layout.title.subtitle.text
+    assert "no evidence" not in subtitle
+    probability = float(np.asarray(maps["probability"]).flat[0])
+    assert f"the same at every position: p({result['target']}) with the box here {probability:.1%}" in subtitle
+    assert f"drop in probability (clean - occluded) {'+' if drop > 0 else '-'}{theme.plain_number(abs(drop))}" in subtitle
+    assert any("covers the whole" in str(note.children) for note in notes)
 
 
 def test_occlusion_starts_from_its_entrys_suggestion_for_the_image_size(context):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from compute import activations
 from compute.jobs.table import run
 from compute.specs.source import Source
 from dashboard.views import channels, weights
@@ -110,23 +111,45 @@ def test_bad_weight_controls_give_messages_not_jobs(context):
 
 # ---- channels ---------------------------------------------------------------------------------------------------
 
-def test_the_chart_shows_the_jobs_firing_rates_and_flags_dead_channels(context):
-    request = channels.stats_request("", "relu2", {"layer": "relu2", "channel": 3})
-    assert request.params == {"layer": "relu2", "k": channels.TOP_K} and request.context["selected"] == 3
+def test_the_chart_shows_each_channels_share_of_zeros_beside_its_firing_share_and_mean(context, digits, trained_model):
+    request = channels.stats_request("", "relu2", {"layer": "relu2", "channel": 3}, "zeros")
+    assert request.params == {"layer": "relu2", "k": channels.TOP_K}
+    assert request.context["selected"] == 3 and request.context["order"] == "zeros"
     result = job(request)
     figure, summary, shown_layer = channels.stats_render(result, request.context)
     assert shown_layer == "relu2"
-    bars, dead = figure.data
+    bars, dead, fires, means = figure.data
     shown = np.full(result["channels"], np.nan)
     shown[np.asarray(bars.x, dtype=int)] = bars.y
     shown[np.asarray(dead.x, dtype=int)] = dead.y
-    np.testing.assert_allclose(shown, result["firing_rate"])
+    # Against all maps at once: the share of each channel's activations (every image, every position) that are zero.
+    with torch.no_grad():
+        maps = activations.run_until(trained_model, digits.images, "relu2")
+    naive_zeros = (maps == 0).double().mean((0, 2, 3)).numpy()
+    np.testing.assert_allclose(shown, naive_zeros, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(fires.y, dtype=float), (maps.flatten(2).amax(2) > 0).double().mean(0).numpy())
+    np.testing.assert_allclose(np.asarray(means.y, dtype=float), maps.double().mean((0, 2, 3)).numpy(), rtol=1e-6)
     assert sorted(int(x) for x in dead.x) == result["dead_channels"]
-    assert [row[0] for row in bars.customdata] == list(bars.x)  # a click carries the channel
+    assert [row[0] for row in bars.customdata] == [int(x) for x in bars.x]  # a click carries the channel
+    by_zeros = [int(c) for c in figure.layout.xaxis.categoryarray]
+    assert np.all(np.diff(naive_zeros[by_zeros]) <= 0)  # sorted by the share of zeros, highest first
+    # The point of the chart: the share of images a channel fires on hides its zeros (a live channel is zero at
+    # more positions than the images it misses account for).
+    live = ~np.asarray(result["dead"])
+    assert np.mean(naive_zeros[live] > 1 - result["firing_rate"][live]) > 0.9
     text = "".join(part if isinstance(part, str) else str(part.children) for part in summary)
-    assert f"{result['zero_fraction']:.0%}" in text
+    assert channels._share(result["zero_fraction"]) in text
+    assert f"from {channels._share(naive_zeros[live].min())} to {channels._share(naive_zeros[live].max())}" in text
+    assert "sparse in positions, not in images" in text
     assert (f"{len(result['dead_channels'])} of 32 channels dead" in text) if result["dead_channels"] \
         else "no dead channels" in text.lower()
+
+
+def test_before_a_relu_the_summary_speaks_of_values_at_or_below_zero(context):
+    request = channels.stats_request("conv2", "relu2", None)
+    _figure, summary, _ = channels.stats_render(job(request), request.context)
+    text = "".join(part if isinstance(part, str) else str(part.children) for part in summary)
+    assert "are ≤ 0 (what a ReLU would zero)" in text
 
 
 def test_the_own_layer_wins_over_the_toolbar_and_no_layer_asks_nothing():

@@ -10,7 +10,6 @@ from compute.data_mean import data_mean
 from compute.errors import UserError
 from compute.jobs import variants
 from compute.jobs.workspace import Workspace
-from compute.progress import scaled
 
 
 def _method_params(method: str, params: dict, dataset) -> dict:
@@ -47,18 +46,13 @@ def attribution_maps(workspace: Workspace, progress, index: int, methods: dict, 
             chosen, how = label, "true"
         if not 0 <= chosen < logits.shape[1]:
             raise UserError(f"class {chosen} does not exist: the model has classes 0 to {logits.shape[1] - 1}")
-        nets = [("trained", model)] + ([("untrained", workspace.untrained_model())] if sanity else [])
-        steps = len(methods) * len(nets)
-        results: dict[str, dict] = {name: {} for name, _ in nets}
-        done = 0
-        for name, net in nets:
-            for method, params in methods.items():
-                report = scaled(progress, done / steps, (done + 1) / steps)
-                maps = attribution.attribution_map(net, image, chosen, method,
-                                                   params_of[method], progress=report)
-                results[name][method] = variants.plain(maps if isinstance(maps, dict) else {"map": maps})
-                done += 1
-                progress(done / steps, f"{attribution.METHODS[method].label} ({name}) done")
+        nets = {"trained": model, **({"untrained": workspace.untrained_model()} if sanity else {})}
+        # Every method on every model from shared batched passes (cached per model and method).
+        maps = attribution.attribution_maps(nets, image, chosen, params_of, progress=progress)
+    results = {name: {method: variants.plain(found) for method, found in by_method.items()}
+               for name, by_method in maps.items()}
+    progress(1.0, "maps of " + (", ".join(attribution.METHODS[method].label for method in methods) or "no method")
+             + (" on the trained and the untrained model" if sanity else ""))
     correlation = {}
     if sanity:
         for method in methods:

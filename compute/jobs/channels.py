@@ -17,7 +17,7 @@ def _stats_as_dict(found: ChannelStats) -> dict:
     return {
         "layer": found.layer, "count": found.count, "channels": found.channels,
         "firing_rate": found.firing_rate, "mean_activation": found.mean_activation,
-        "zero_fraction": found.zero_fraction,
+        "zero_fraction": found.zero_fraction, "zero_share": found.zero_share, "inactive_share": found.inactive_share,
         "dead": found.dead, "dead_channels": found.dead_channels,
         "top_images": found.top_images, "top_values": found.top_values,
     }

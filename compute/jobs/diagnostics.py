@@ -17,10 +17,14 @@ _times: dict[str, tuple[float, float]] = {}
 
 
 def count(workspace: Workspace, progress, tag: str = "", steps: int = 10, step_s: float = 0.0,
-          preview: bool = False) -> dict:
+          preview: bool = False, unmeasured_s: float = 0.0) -> dict:
     """Count to ``steps``, sleeping ``step_s`` per step and reporting progress at each (with ``preview``, the step
-    as a partial result, an int64 array); returns the worker's pid and when the count started and ended."""
+    as a partial result, an int64 array); returns the worker's pid and when the count started and ended. With
+    ``unmeasured_s``, first a step of that many seconds without measurable progress (fraction None)."""
     started = time.time()
+    if unmeasured_s:
+        progress(None, "a step without measurable progress")
+        time.sleep(unmeasured_s)
     for step in range(steps):
         _steps_done[tag] = step
         partial = {"step": np.array([step], dtype=np.int64)} if preview else None

@@ -7,6 +7,7 @@ that needs no model (t-SNE of features already extracted, say) runs outside the 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import threading
@@ -21,6 +22,20 @@ from compute.specs.models import is_built_in
 from compute.specs.source import Source
 
 _load_lock = threading.RLock()  # one model load (or the built-in model's training) at a time in this process
+
+
+@contextlib.contextmanager
+def _waiting_for_load(progress: Progress | None):
+    """Hold the load lock; a job that finds another one loading (or training) the model says so while it waits,
+    with no level on its bar: it cannot know how far the other one is."""
+    if not _load_lock.acquire(blocking=False):
+        if progress is not None:
+            progress(None, "waiting for the model: another panel is loading it (the first start trains it)")
+        _load_lock.acquire()
+    try:
+        yield
+    finally:
+        _load_lock.release()
 
 
 @dataclass
@@ -56,13 +71,13 @@ class Workspace:
         """A built-in model trained here: its epochs are saved checkpoints."""
         return is_built_in(self.source.model, self.source.checkpoint)
 
-    def _lane_model(self, key: Any, load) -> torch.nn.Module:
+    def _lane_model(self, key: Any, load, progress: Progress | None = None) -> torch.nn.Module:
         """This lane's instance of model ``key``: loaded once (the interactive lane's), copied for the long lane."""
         lane = current_lane()
         if (lane, key) in self._models:
             return self._models[(lane, key)]
         # Another thread may be loading (or training) it: waiting for that is not running interactive work.
-        with self.gate.stepping_aside(), _load_lock:
+        with self.gate.stepping_aside(), _waiting_for_load(progress):
             if (INTERACTIVE, key) not in self._models:
                 self._models[(INTERACTIVE, key)] = load()
             if lane == LONG and (LONG, key) not in self._models:
@@ -79,7 +94,14 @@ class Workspace:
         return self._lane_model(epoch, lambda: models.load(
             self.source.model, epoch=epoch, checkpoint=self.source.checkpoint, device=self.device, progress=progress,
             weights=self.source.weights, num_classes=len(self.dataset.classes),
-            dataset=self.dataset))
+            dataset=self.dataset), progress)
+
+    def will_train(self) -> bool:
+        """True until the built-in model has its checkpoints: its first use trains it, most of that job's time."""
+        from compute import models
+
+        return (self.built_in and (INTERACTIVE, None) not in self._models
+                and not models.checkpoints(self.source.model, self.dataset))
 
     def untrained_model(self) -> torch.nn.Module:
         """The model before training: epoch 0 for built-in models, else the architecture freshly initialised."""

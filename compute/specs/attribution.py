@@ -23,6 +23,16 @@ def occlusion_suggest(image_shape: tuple[int, ...]) -> dict:
     return {"box": side // 4, "stride": side // 16}
 
 
+def occlusion_covers_image(box: int, stride: int, image_shape: tuple[int, ...]) -> bool:
+    """True when the box, centred at every grid position (0, stride, 2*stride, ...), covers the whole image: then
+    every position gives the same probability and the map shows nothing of where the evidence is."""
+    for size in image_shape[-2:]:
+        last_centre = (int(size) - 1) // int(stride) * int(stride)
+        if box // 2 < last_centre or box - box // 2 < int(size):
+            return False
+    return True
+
+
 METHODS: dict[str, Method] = {
     "occlusion": Method(
         "compute.attribution:occlusion_with_fill",
@@ -35,6 +45,7 @@ METHODS: dict[str, Method] = {
         "Drop in the class probability when a square around each pixel is greyed out (Zeiler & Fergus 2014).",
         suggest=occlusion_suggest,
         explainer="compute.attribution:occlusion_explain",
+        planner="compute.attribution:occlusion_plan",
         maps=(MapSpec("probability", "p(class) with the box here", "probability"),
               MapSpec("map", "drop in probability (clean - occluded)", "signed")),
     ),
@@ -43,6 +54,7 @@ METHODS: dict[str, Method] = {
         "Saliency",
         (Param("absolute", "bool", True, "Absolute", help="max |gradient| over channels; off: signed sum"),),
         "Gradient of the class score with respect to the pixels (Simonyan et al. 2014).",
+        planner="compute.gradients:saliency_plan",
     ),
     "smoothgrad": Method(
         "compute.gradients:smoothgrad",
@@ -52,6 +64,7 @@ METHODS: dict[str, Method] = {
             Param("sigma", "float", 0.15, "Noise level", 0.0, 0.5, 0.01, help="noise std / image value range"),
         ),
         "Saliency averaged over noisy copies of the image (Smilkov et al. 2017).",
+        planner="compute.gradients:smoothgrad_plan",
     ),
     "integrated_gradients": Method(
         "compute.gradients:integrated_gradients",
@@ -62,12 +75,14 @@ METHODS: dict[str, Method] = {
         ),
         "Gradients integrated along the path from a baseline to the image; signed, sums to the score change "
         "(Sundararajan et al. 2017).",
+        planner="compute.gradients:integrated_gradients_plan",
     ),
     "gradcam": Method(
         "compute.gradients:gradcam",
         "Grad-CAM",
         (Param("layer", "layer", "", "Layer", help="conv layer; empty = the last conv block's activated output"),),
         "Channels of a conv layer weighted by their mean gradient, rectified and upsampled (Selvaraju et al. 2017).",
+        planner="compute.gradients:gradcam_plan",
     ),
 }
 

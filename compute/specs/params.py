@@ -90,6 +90,9 @@ class Method:
     image-size-aware starting values for some parameters (None: the defaults suit any size; it must not need torch).
     ``explainer(model, image, target, **params)`` (a function or import path) returns the dict of maps and numbers
     that :meth:`explain` gives (None: ``{"map": function(...)}``); ``maps`` describes the tensors in that dict.
+    ``planner(model, image, target, **params)`` (optional) gives the method as a ``compute.passes.Plan``, so several
+    methods and models share batched passes (the sanity check); its result is what ``function`` returns (or, with
+    an ``explainer``, what that returns).
     """
 
     implementation: str | Callable
@@ -99,6 +102,7 @@ class Method:
     suggest: Callable[[tuple], dict] | None = None
     explainer: str | Callable[..., dict] | None = None
     maps: tuple[MapSpec, ...] = ()
+    planner: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.maps:
@@ -110,7 +114,8 @@ class Method:
 
     def code_references(self) -> tuple[Callable, ...]:
         """The functions behind this entry, for the cache's code version (a changed method must miss)."""
-        return tuple(f for f in (self.function, resolve(self.explainer), self.suggest) if f is not None)
+        return tuple(f for f in (self.function, resolve(self.explainer), self.suggest, resolve(self.planner))
+                     if f is not None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)

@@ -205,6 +205,8 @@ def attack_request(selection, method, target, epsilon, steps, step_size, layer, 
     index = selected_index(selection)
     if index is None:
         return None
+    if index < 0:  # your own image has no true class to flip away from
+        return Message("The attack starts from a data-set image and its true class: click a point in the scatter.")
     settings = attack_settings(method, target, epsilon, steps, step_size)
     if isinstance(settings, Message):
         return settings
@@ -286,6 +288,9 @@ def smallest_request(clicks, selection, target):
     index = selected_index(selection)
     if not clicks or index is None:
         return None
+    if index < 0:
+        return Message("The smallest ε is measured on a data-set image and its true class: click a point in the "
+                       "scatter.")
     return Request("adversarial.smallest_epsilon",
                    {"index": index, "target": None if target in (None, "") else int(target),
                     "max_epsilon": SMALLEST_MAX_EPSILON, "seed": SEED})

@@ -6,7 +6,8 @@ from dash import Input, Output, State, dcc, html
 from components import attribution as figures
 from components import controls, theme
 from compute.specs import attribution
-from dashboard.views.context import SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.context import (SELECTION, ViewContext, image_name, sample_params, selected_index,
+                                     selection_note)
 from dashboard.views.links import Entry, Flag, Parity, method_entries
 from dashboard.views.method_panel import MethodPanel
 from dashboard.views.panel import BackgroundPanel, Message, Request
@@ -83,6 +84,12 @@ def attribution_request(context: ViewContext):
         for name in order:
             params[name], clamped = methods.parameters(name, values, control_ids, image_shape)
             notes += clamped
+        if "occlusion" in params and attribution.occlusion_covers_image(params["occlusion"]["box"],
+                                                                         params["occlusion"]["stride"], image_shape):
+            height, width = image_shape[-2:]
+            notes.append(f"Occlusion: a box of {params['occlusion']['box']} covers the whole {width}×{height} image "
+                         "wherever it is centred, so every position gives the same drop; a box smaller than the "
+                         "image shows where the evidence is.")
         return Request(
             "attribution.maps",
             {**sample_params(selection), "methods": params, "target": target, "use_predicted": bool(use_predicted),
@@ -121,21 +128,26 @@ def attribution_render(context: ViewContext):
         panels = []
         for name in shown["order"]:
             label = attribution.METHODS[name].label
-            title = f"{label} · class {target_name} ({result['target_how']}) · image #{shown['index']}{shown.get('note', '')}"
+            title = f"{label} · class {target_name} ({result['target_how']}) · {image_name(shown['index'], shown.get('note', ''))}"
             graphs = [dcc.Graph(
                 id={"type": "attribution-graph", "method": name, "variant": "trained"},
                 figure=method_figure(result["maps"][name], name, result["image"], title, shown, target_name),
                 config=theme.graph_config(f"featurescope-{name}"))]
             if name in result["untrained"]:
                 rho = result["correlation"][name]
+                # The correlation first: a narrow panel may cut a long title, never the number (the table above
+                # the panels has every correlation in full).
                 graphs.append(dcc.Graph(
                     id={"type": "attribution-graph", "method": name, "variant": "untrained"},
                     figure=method_figure(result["untrained"][name], name, result["image"],
-                                         f"{label} · untrained model · rank correlation with trained {rho:+.2f}",
+                                         f"{figures.correlation_text(rho)} · {label}, untrained model",
                                          shown, target_name),
                     config=theme.graph_config(f"featurescope-{name}-untrained")))
             panels.append(html.Div(graphs, className="attribution-panel", **{"data-method": name}))
         notes = [controls.message(note, "warning") for note in shown["notes"]]
+        if result["correlation"]:
+            notes.append(figures.sanity_table([(attribution.METHODS[name].label, result["correlation"][name])
+                                               for name in shown["order"] if name in result["correlation"]]))
         return panels, notes
 
     return render
@@ -143,6 +155,7 @@ def attribution_render(context: ViewContext):
 
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, attribution_request(context), attribution_render(context))
+    methods.register_clamping(app)  # box 100 -> 64 shows 64
 
     app.clientside_callback(
         """function(n) { return (n % 2) ? 'button button-active' : 'button'; }""",

@@ -1,5 +1,6 @@
-"""Dead and sparse channels: per channel of a layer how often it fires over the whole data set, the dead channels of
-every ReLU layer, and the images that activate a clicked channel most, ringed in the scatter.
+"""Dead and sparse channels: per channel of a layer the share of its activations that are zero over the whole data
+set, beside the share of images it fires on and its mean (sortable), the dead channels of every ReLU layer, and the
+images that activate a clicked channel most, ringed in the scatter.
 
 A channel is chosen by a click on its bar here, or on its map in the detail view's feature-map grid; the choice
 is a small key in ``CHANNEL`` ({"layer", "channel"}), and the gallery's image indices go to the page-wide
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from components import channels as figures
 from components import controls, scatter, theme
-from dashboard.views.context import FEATURE_MAPS, HIGHLIGHT, LAYER, OPEN_VIEWS, SELECTION, ViewContext
+from dashboard.views.context import FEATURE_MAPS, HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext
+from dashboard.views.context import LAYER as EXPLORE_LAYER
 from dashboard.views.links import Entry, LayerChannel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -26,6 +29,7 @@ LAYER = "channels-layer"
 STATS = "channels-stats"
 SHOWN_LAYER = "channels-shown-layer"  # the layer the statistics chart shows (a click on it names this layer)
 SUMMARY = "channels-summary"
+SORT = "channels-sort"  # the chart's order: a key of components.channels.SORT_KEYS
 CHANNEL = "channels-channel"  # {"layer": str, "channel": int}: the channel whose top images are shown
 GALLERY = "channels-gallery"
 GALLERY_NOTE = "channels-gallery-note"
@@ -34,13 +38,14 @@ DEAD_TABLE = "channels-dead-table"
 TOP_K = 9  # one k for the statistics, the dead table and the gallery: they share one cached pass per layer
 FOLLOW_EXPLORE = ""  # the layer dropdown's value for "the layer of the toolbar above"
 HIGHLIGHT_PREFIX = "top images of "
-URL_STATE = [Entry("channels.layer", LAYER), Entry("channels.channel", CHANNEL, "data", LayerChannel())]
+URL_STATE = [Entry("channels.layer", LAYER), Entry("channels.channel", CHANNEL, "data", LayerChannel()),
+             Entry("channels.sort", SORT)]
 
 stats_panel = BackgroundPanel(
     "channels-stats",
     outputs=[Output(STATS, "figure"), Output(SUMMARY, "children"), Output(SHOWN_LAYER, "data")],
-    inputs=[Input(LAYER, "value"), Input(LAYER, "value")],
-    states=[State(CHANNEL, "data")],
+    inputs=[Input(LAYER, "value"), Input(EXPLORE_LAYER, "value")],
+    states=[State(CHANNEL, "data"), State(SORT, "value")],
     view=NAME,
 )
 gallery_panel = BackgroundPanel(
@@ -65,18 +70,38 @@ function(mark, open, current) {
 }
 """
 
-# Outlines the chosen channel in the statistics chart, in the browser (as channel_stats_figure's ``selected``).
+# Outlines the chosen channel in every bar of the statistics chart, in the browser (as channel_stats_figure's
+# ``selected``): every point carries its channel in customdata[0].
 OUTLINE_CHANNEL = """
 function(chosen, figure, layer) {
-    if (!figure || !figure.data || figure.data.length < 2) { return window.dash_clientside.no_update; }
+    if (!figure || !figure.data) { return window.dash_clientside.no_update; }
     const c = (chosen && chosen.layer === layer) ? chosen.channel : null;
-    const [bars, dead] = figure.data;
-    const data = figure.data.slice();
-    data[0] = Object.assign({}, bars, {marker: Object.assign({}, bars.marker, {line: Object.assign({},
-        (bars.marker || {}).line, {width: (bars.x || []).map(x => x === c ? 3 : 0)})})});
-    data[1] = Object.assign({}, dead, {marker: Object.assign({}, dead.marker, {
-        size: (dead.x || []).map(x => x === c ? 16 : 11)})});
+    const data = figure.data.map(trace => {
+        if (trace.type !== 'bar') { return trace; }
+        const widths = (trace.customdata || []).map(row => Number(row[0]) === c ? 3 : 0);
+        const marker = Object.assign({}, trace.marker, {line: Object.assign({}, (trace.marker || {}).line, {width: widths})});
+        return Object.assign({}, trace, {marker: marker});
+    });
     return Object.assign({}, figure, {data: data});
+}
+"""
+
+# Sorts the chart's channels in the browser, from the orders the figure carries (layout.meta.orders).
+SORT_CHART = """
+function(order, figure) {
+    const meta = (figure && figure.layout && figure.layout.meta) || {};
+    const orders = meta.orders, labels = meta.labels || {};
+    if (!orders || !orders[order]) { return window.dash_clientside.no_update; }
+    const names = orders[order].map(String);
+    const layout = Object.assign({}, figure.layout);
+    for (const key of Object.keys(layout)) {
+        if (key.startsWith('xaxis')) {
+            layout[key] = Object.assign({}, layout[key], {categoryorder: 'array', categoryarray: names});
+        }
+    }
+    const title = order === 'channel' ? 'channel' : 'channel (sorted by ' + labels[order] + ')';
+    layout.xaxis2 = Object.assign({}, layout.xaxis2, {title: Object.assign({}, (layout.xaxis2 || {}).title, {text: title})});
+    return Object.assign({}, figure, {layout: layout});
 }
 """
 
@@ -84,13 +109,18 @@ function(chosen, figure, layer) {
 def layout(context: ViewContext) -> html.Section:
     return controls.card(
         TITLE,
-        html.P("Over the whole data set: a channel fires on an image when its largest value there is above zero "
-               "(what passes a ReLU); a dead channel fires on none. Sparse features are normal in a well-trained "
+        html.P("Over the whole data set, every position of every image: the bars are the share of each channel's "
+               "activations that are zero (sparse features: most values are zero); the diamonds the share of images "
+               "on which it fires anywhere (its largest value above zero), which is high even for a sparse channel; "
+               "below, its mean. A dead channel fires on no image. Sparse features are normal in a well-trained "
                "network; many dead ones waste capacity.", className="hint"),
         html.Div([
             controls.labelled("Layer", dcc.Dropdown(
                 id=LAYER, options=[{"label": "(the layer above)", "value": FOLLOW_EXPLORE}] + list(context.meta.layers),
                 value=FOLLOW_EXPLORE, clearable=False), "the toolbar's layer, or any other"),
+            controls.labelled("Sort channels by", dcc.RadioItems(
+                id=SORT, value="channel", inline=True,
+                options=[{"label": label, "value": key} for key, label in figures.SORT_KEYS.items()])),
         ], className="toolbar"),
         stats_panel.status(),
         html.Div([
@@ -115,22 +145,44 @@ def layout(context: ViewContext) -> html.Section:
     )
 
 
-def stats_request(layer, explore_layer, chosen):
+def stats_request(layer, explore_layer, chosen, order=None):
     layer = layer or explore_layer
     if not layer:
         return None
     selected = chosen["channel"] if isinstance(chosen, dict) and chosen.get("layer") == layer else None
-    return Request("channels.stats", {"layer": layer, "k": TOP_K}, {"layer": layer, "selected": selected})
+    order = order if order in figures.SORT_KEYS else "channel"
+    return Request("channels.stats", {"layer": layer, "k": TOP_K}, {"layer": layer, "selected": selected,
+                                                                     "order": order})
+
+
+def _share(value: float) -> str:
+    """A share in percent that never rounds a non-zero share to 0% or a partial one to 100%."""
+    if 0 < value < 0.005:
+        return "< 1%"
+    if 0.995 <= value < 1:
+        return "> 99%"
+    return f"{value:.0%}"
 
 
 def summary_text(result: dict) -> list:
-    """The layer's share of zeros and its dead channels, in words."""
+    """The layer's sparsity (share of zeros overall and per channel, against the share of images each fires on) and
+    its dead channels, in words."""
     layer, count, channels = result["layer"], result["count"], result["channels"]
     dead = list(result["dead_channels"])
-    parts = [html.B(f"{result['zero_fraction']:.0%}"),
-             f" of {layer}'s values are exactly zero over {count} images ({channels} channels)."]
-    if result["zero_fraction"] < 0.01:
-        parts.append(" Before a ReLU values are rarely exactly zero: pick a ReLU layer to see sparsity.")
+    live = ~np.asarray(result["dead"], dtype=bool)
+    zero_share = np.asarray(result["zero_share"], dtype=float)
+    firing = np.asarray(result["firing_rate"], dtype=float)
+    parts = [html.B(_share(result["zero_fraction"])),
+             f" of {layer}'s activations are exactly zero over {count:,} images ({channels} channels)."]
+    if figures.has_negative_values(result["zero_share"], result["inactive_share"]):
+        inactive = float(np.mean(result["inactive_share"]))
+        parts.append(f" Before a ReLU values are rarely exactly zero: {_share(inactive)} are ≤ 0 (what a ReLU would "
+                     "zero), as the bars show; pick a ReLU layer to see its sparsity.")
+    elif live.any():
+        parts += [" Per live channel, from ", html.B(_share(zero_share[live].min())), " to ",
+                  html.B(_share(zero_share[live].max())), f" of its activations are zero (median "
+                  f"{_share(float(np.median(zero_share[live])))}), while it fires somewhere on a median "
+                  f"{_share(float(np.median(firing[live])))} of the images: sparse in positions, not in images."]
     parts.append(html.Br())
     if dead:
         listed = ", ".join(str(c) for c in dead[:figures.DEAD_LIST_LIMIT])
@@ -143,8 +195,9 @@ def summary_text(result: dict) -> list:
 
 
 def stats_render(result: dict, shown: dict) -> tuple:
-    figure = figures.channel_stats_figure(result["firing_rate"], result["dead"], result["mean_activation"],
-                                          result["layer"], result["count"], selected=shown.get("selected"))
+    figure = figures.channel_stats_figure(result["zero_share"], result["inactive_share"], result["firing_rate"],
+                                          result["mean_activation"], result["dead"], result["layer"], result["count"],
+                                          selected=shown.get("selected"), order=shown.get("order", "channel"))
     return figure, summary_text(result), result["layer"]
 
 
@@ -223,7 +276,7 @@ def register(app, context: ViewContext) -> None:
     dead_panel.register(app, context, dead_request, dead_render)
 
     @app.callback(Output(CHANNEL, "data"), Input(STATS, "clickData"), Input(FEATURE_MAPS, "clickData"),
-                  State(SHOWN_LAYER, "data"), State(LAYER, "value"), prevent_initial_call=True)
+                  State(SHOWN_LAYER, "data"), State(EXPLORE_LAYER, "value"), prevent_initial_call=True)
     def choose_channel(stats_click, maps_click, shown_layer, explore_layer):
         """A click on a bar names a channel of the chart's layer; one on a feature map, of the toolbar's layer."""
         if ctx.triggered_id == FEATURE_MAPS:
@@ -239,3 +292,5 @@ def register(app, context: ViewContext) -> None:
                             Input(OPEN_VIEWS, "value"), State(HIGHLIGHT, "data"), prevent_initial_call=True)
     app.clientside_callback(OUTLINE_CHANNEL, Output(STATS, "figure", allow_duplicate=True), Input(CHANNEL, "data"),
                             State(STATS, "figure"), State(SHOWN_LAYER, "data"), prevent_initial_call=True)
+    app.clientside_callback(SORT_CHART, Output(STATS, "figure", allow_duplicate=True), Input(SORT, "value"),
+                            State(STATS, "figure"), prevent_initial_call=True)

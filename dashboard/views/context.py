@@ -129,6 +129,18 @@ def selection_note(selection) -> str:
     return note + (f" · model of epoch {epoch}" if epoch is not None else "")
 
 
+def image_name(index: int | None, note: str = "") -> str:
+    """How a title names the selected image: "image #12" and its ``note`` (:func:`selection_note`); an upload has no
+    number (its index is -1), so it is named by its own label from the note ("your image: cat.png") or "your image"."""
+    if index is not None and index >= 0:
+        return f"image #{index}{note}"
+    label = note.strip()
+    if label.startswith("(") and ")" in label:  # " (your image: cat.png) · model of epoch 3"
+        inner, _, rest = label[1:].partition(")")
+        return f"{inner if inner.startswith('your image') else 'your image (' + inner + ')'}{rest}"
+    return f"your image{note}"
+
+
 def share_mark(view: str, prefix: str) -> str:
     """A clientside callback (mark, open views, current highlight) -> highlight: copies a view's own scatter mark
     into the page-wide HIGHLIGHT while ``view`` is open, and takes it back (only a highlight whose label starts

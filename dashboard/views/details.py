@@ -5,8 +5,8 @@ import numpy as np
 from dash import Input, Output, dcc, html
 
 from components import controls, images, scatter, theme
-from dashboard.views.context import (FEATURE_MAPS, LAYER, SELECTION, ViewContext, sample_params, selected_index,
-                                     selection_note)
+from dashboard.views.context import (FEATURE_MAPS, LAYER, SELECTION, ViewContext, image_name, sample_params,
+                                     selected_index, selection_note)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Request
 
@@ -95,21 +95,21 @@ def details_render(context: ViewContext):
         predicted = int(probabilities.argmax())
         # The model's outputs may not be the data's classes (ImageNet weights on a folder of three classes).
         outputs = meta.model_classes if len(meta.model_classes) == len(probabilities) else classes
-        truth = "no true class (your image)" if label is None else f"true class {classes[label]}"
+        truth = "no true class" if label is None else f"true class {classes[label]}"
         split = "" if result.get("test_split") is None else f" · {'test' if result['test_split'] else 'training'} split"
-        title = [html.B(f"#{index}{shown.get('note', '')}" if index >= 0 else f"your image{shown.get('note', '')}"),
+        title = [html.B(f"#{index}{shown.get('note', '')}" if index >= 0 else image_name(index, shown.get('note', ''))),
                  f" · {truth} · predicted {outputs[predicted]} ({float(probabilities[predicted]):.1%}){split}"]
         order = np.argsort(-probabilities)[:5]
         pairs = [(outputs[k], float(probabilities[k])) for k in order]
         named = classes[label] if label is not None else outputs[predicted]
         output = np.asarray(result["layer_output"])
         is_logits = shown["layer"] == logits_layer and output.ndim == 1 and len(output) == len(probabilities)
-        maps_title = f"layer {shown['layer']} · {tuple(output.shape)} · image #{index}"
+        maps_title = f"layer {shown['layer']} · {tuple(output.shape)} · {image_name(index)}"
         if is_logits:
             maps = images.unit_bars(output, classes, title=maps_title)
         else:
             maps = images.feature_map_grid(output, shown["scale"], title=maps_title)
-        return (title, images.image_figure(result["image"], f"image #{index}{shown.get('note', '')} ({named})",
+        return (title, images.image_figure(result["image"], f"{image_name(index, shown.get('note', ''))} ({named})",
                                            IMAGE_HEIGHT),
                 images.top_k_figure(pairs, named, TOPK_HEIGHT), maps, sparsity_text(result, is_logits))
 

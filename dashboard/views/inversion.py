@@ -6,7 +6,8 @@ from dash import Input, Output, dcc, html
 from components import attribution as figures
 from components import controls, scatter, theme
 from compute.specs import attribution
-from dashboard.views.context import LAYER, SELECTION, ViewContext, sample_params, selected_index, selection_note
+from dashboard.views.context import (LAYER, SELECTION, ViewContext, image_name, sample_params, selected_index,
+                                     selection_note)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -68,7 +69,7 @@ def inversion_request(selection, method, layer, channel, explore_layer):
 
 def inversion_render(result: dict, shown: dict) -> tuple:
     title = (f"{attribution.INVERSIONS[shown['method']]} · layer {shown['layer']}, {result['how']} "
-             f"{result['channel']} · image #{shown['index']}{shown.get('note', '')}")
+             f"{result['channel']} · {image_name(shown['index'], shown.get('note', ''))}")
     figure = figures.inversion_figure(result["reconstruction"], result["image"], title)
     placeholder = f"most active: {result['channel']}" if result["how"] == "most active channel" else "most active"
     return figure, placeholder

@@ -7,10 +7,11 @@ values come from the entry's own ``suggest``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from dash import ALL, Input, State, dcc, html
+from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from components import controls
 from compute.specs.params import Method
@@ -63,6 +64,26 @@ class MethodPanel:
 
     def states(self) -> list:
         return [State(self.any_control, "id")]
+
+    def clamped_values(self, values: list, control_ids: list[dict]) -> list:
+        """For each control, the value its spec clamps a number to when that differs from what the box holds (box
+        100 -> 64), else ``no_update``: the box then shows the value in use."""
+        shown = []
+        for value, control in zip(values or [], control_ids or []):
+            entry = self.registry.get(control.get("method"))
+            spec = next((p for p in entry.params if p.name == control.get("name")), None) if entry else None
+            number = _number(value) if spec is not None and spec.kind in ("int", "float") else None
+            if number is None or not math.isfinite(number):
+                shown.append(no_update)
+                continue
+            used = spec.coerce(number)
+            shown.append(used if used != number else no_update)
+        return shown
+
+    def register_clamping(self, app) -> None:
+        """Write a clamped number back into its box as soon as it is entered."""
+        app.callback(Output(self.any_control, "value", allow_duplicate=True), Input(self.any_control, "value"),
+                     State(self.any_control, "id"), prevent_initial_call=True)(self.clamped_values)
 
     def parameters(self, method: str, values: list, control_ids: list[dict], image_shape) -> tuple[dict, list[str]]:
         """The coerced parameters of ``method`` from the controls' values, and a note per clamped value."""

@@ -38,6 +38,12 @@ def shows_retry(error: BaseException) -> bool:
     return isinstance(error, ComputeProcessDied) or not isinstance(error, ERRORS_FOR_USERS)
 
 
+def bar_value(status) -> str | None:
+    """The progress bar's value for a running job: its percent, or None (no value: a bar without a level, which the
+    browser animates) while the step running has no measurable progress; its text then says what it waits for."""
+    return str(round(100 * status.fraction)) if status.measured else None
+
+
 @dataclass(frozen=True)
 class Request:
     """A job to run for the panel: its name and parameters (the cache key), and ``context``: the small, JSON-able
@@ -132,8 +138,7 @@ class BackgroundPanel:
                         outputs = tuple(render_partial(status.partial, job_context))
                     except Exception:  # a partial picture is optional; the final one will say what is wrong
                         outputs = unchanged
-                percent = str(round(100 * status.fraction))
-                return (*outputs, percent, status.text, shown, no_update, hidden, store, False)
+                return (*outputs, bar_value(status), status.text, shown, no_update, hidden, store, False)
             if status.state == "cancelled":
                 return (*unchanged, "0", "", hidden, controls.message("Cancelled.", "info"), shown, None, True)
             if status.state == "missing":

@@ -169,6 +169,8 @@ def place_render(context: ViewContext):
         top = probabilities.argsort()[::-1][:3]
         guess = ", ".join(f"{names[k]} {theme.plain_number(100 * float(probabilities[k]), 1)}%" for k in top)
         text = [html.B("The model says: "), guess]
+        warning = novelty_warning(result.get("novelty"), context.meta.count)
+        text = [*text, warning] if warning is not None else text
         if result["point"] is None:
             return None, [*text, html.Br(), f"Not placed in the scatter: {result['placement_message']}"]
         x, y = result["point"]
@@ -177,6 +179,21 @@ def place_render(context: ViewContext):
         return mark, [*text, html.Br(), "The star in the scatter is where it lands."]
 
     return render
+
+
+def novelty_warning(novelty: dict | None, count: int):
+    """A plain warning when the upload is unlike the data set (``compute.neighbours.Novelty`` as a dict), else None:
+    the model answers for any image, and for one far from everything it was trained on the answer means little."""
+    if not novelty or not novelty.get("unlike"):
+        return None
+    sample = "" if novelty["reference_size"] >= count else f" (of {novelty['reference_size']:,} sampled)"
+    return controls.message(
+        f"This image is unlike the data set: in {novelty['layer']}'s features it lies "
+        f"{theme.plain_number(novelty['distance'], 3)} from its nearest data image, farther than any of the "
+        f"{count:,} images{sample} lies from its own nearest neighbour (at most "
+        f"{theme.plain_number(novelty['largest'], 3)}, typically {theme.plain_number(novelty['typical'], 3)}). "
+        "The model answers for any image; for one this far from what it was trained on, its answer means little.",
+        "warning")
 
 
 def register(app, context: ViewContext) -> None:

@@ -112,13 +112,18 @@ def journey(page, url: str, tmp_path: Path, export_prefix: str) -> None:
     page.set_input_files("#upload-drop input[type=file]", str(digit_png(tmp_path / "my-one.png")))
     page.wait_for_function("() => document.querySelector('#upload-message').innerText.includes('my-one.png')",
                            timeout=WAIT)
-    page.wait_for_function("() => document.body.innerText.includes('#-1 (your image: my-one.png)')", timeout=WAIT)
+    page.wait_for_function("() => [...document.querySelectorAll('[id*=attribution-graph] .js-plotly-plot')].some("
+                           "gd => String(gd.layout.title.text).endsWith('· your image: my-one.png'))", timeout=WAIT)
     page.wait_for_function("() => { const big = document.querySelector('#neighbours-result .gallery-large-image');"
                            " return big && big.src.includes('/thumbnail/upload/'); }", timeout=WAIT)
     page.wait_for_function("() => { const gd = document.querySelector('#scatter .js-plotly-plot');"
                            " const star = gd.data.find(t => t.name === 'highlight-new');"
                            " return star && star.x.length === 1; }", timeout=WAIT)
     assert "The model says" in page.inner_text("#upload-prediction")
+    assert "unlike the data set" not in page.inner_text("#upload-prediction")  # a digit: no warning
+    titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => "
+                           "String((gd.layout.title || {}).text || ''))")
+    assert not [title for title in titles if "#-1" in title] and "#-1" not in page.inner_text("body")
 
     # 4. Box-select a cluster: the gallery shows its images and class histogram; the list of files exports.
     page.click("#gallery-drag label:has-text('box select')")

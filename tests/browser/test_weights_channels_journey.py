@@ -59,15 +59,38 @@ def wait_for_highlight(page, count: int) -> list[int]:
     return [int(text.lstrip("#")) for text in texts]
 
 
-def click_bar(page, channel: int) -> None:
-    """Click the middle of ``channel``'s bar in the statistics chart."""
+def click_bar(page, channel: str) -> None:
+    """Click the middle of ``channel``'s bar in the statistics chart (channels are categories: "0", "1", ...)."""
     page.evaluate("() => document.querySelector('#channels-stats').scrollIntoView({block: 'center'})")
     spot = page.evaluate(
         """(c) => { const gd = document.querySelector('#channels-stats .js-plotly-plot'); const fl = gd._fullLayout;
             const bars = gd.data[0]; const k = bars.x.indexOf(c); const box = gd.getBoundingClientRect();
             return {x: box.left + fl.xaxis._offset + fl.xaxis.d2p(c), y: box.top + fl.yaxis._offset + fl.yaxis.d2p(bars.y[k] / 2)}; }""",
-        channel)
+        str(channel))
     page.mouse.click(spot["x"], spot["y"])
+
+
+def test_the_channels_chart_shows_sparsity_per_channel_and_sorts_in_the_browser(page, server_url):
+    page.goto(server_url + "?views=channels")
+    wait_for_graph(page, "channels-stats", traces=4, timeout=FIRST_WAIT)
+    chart = "document.querySelector('#channels-stats .js-plotly-plot')"
+    names = page.evaluate(f"() => {chart}.data.map(t => t.name)")
+    assert names[0] == "share of its activations that are zero" and "share of images it fires on" in names
+    assert "sparse in positions, not in images" in page.inner_text("#channels-summary")
+    drawn = page.evaluate(f"() => [...{chart}.querySelectorAll('.xaxislayer-above .x2tick text')].map(t => t.textContent)")
+    assert drawn[:3] == ["0", "1", "2"]  # by channel number first
+    page.check("#channels-sort input[value='zeros']")
+    page.wait_for_function(f"() => String(({chart}.layout.xaxis2.title || {{}}).text).includes('sorted by')",
+                           timeout=WAIT, polling=POLL)
+    order = page.evaluate(f"() => {chart}.layout.xaxis.categoryarray")
+    shares = {}
+    for trace in page.evaluate(f"() => {chart}.data.slice(0, 2).map(t => [t.x, t.y])"):
+        shares.update(dict(zip(trace[0], plotly_array(trace[1]).tolist())))
+    assert [shares[c] for c in order] == sorted(shares.values(), reverse=True)  # highest share of zeros first
+    drawn = page.evaluate(f"() => [...{chart}.querySelectorAll('.xaxislayer-above .x2tick text')].map(t => t.textContent)")
+    assert drawn[:3] == order[:3]  # the axis as drawn follows
+    assert page.evaluate(f"() => {chart}.layout.xaxis2.title.text") == "channel (sorted by share of zeros)"
+    assert not page.errors
 
 
 def test_kernel_grid_has_a_tile_per_filter_and_follows_the_epoch_slider(page, server_url):
@@ -98,7 +121,7 @@ def test_a_clicked_channel_shows_its_top_images_and_rings_them_in_the_scatter(pa
     page.wait_for_selector("#channels-dead-table table", timeout=WAIT)
     assert page.inner_text("#channels-summary").count("dead") >= 1
     bars = page.evaluate("() => document.querySelector('#channels-stats .js-plotly-plot').data[0].x")
-    channel = bars[len(bars) // 2]  # a channel that fires (dead ones have no bar)
+    channel = bars[len(bars) // 2]  # a channel that fires (dead ones are another trace)
 
     click_bar(page, channel)
     page.wait_for_function(
