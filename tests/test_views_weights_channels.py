@@ -193,8 +193,10 @@ def test_a_dead_channel_is_flagged_in_the_chart_and_the_summary(killed_source):
     result = run(killed_source, request.job, request.params)
     assert KILLED in result["dead_channels"] and result["firing_rate"][KILLED] == 0.0
     figure, summary, _ = channels.stats_render(result, request.context)
-    _bars, dead = figure.data
+    dead = next(trace for trace in figure.data if trace.name == "dead (never fires)")
     assert KILLED in [int(x) for x in dead.x]
+    live = next(trace for trace in figure.data if trace.name == "share of its activations that are zero")
+    assert KILLED not in [int(x) for x in live.x]
     text = "".join(part if isinstance(part, str) else str(part.children) for part in summary)
     assert f"{len(result['dead_channels'])} of 32 channels dead" in text and str(KILLED) in text
 
