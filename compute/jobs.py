@@ -8,3 +8,4 @@ from compute import maximize  # noqa: F401
 from compute import evolution  # noqa: F401
 from compute import adversarial  # noqa: F401
 from compute import images, neighbours, uploads  # noqa: F401
+from compute import faithfulness_jobs  # noqa: F401
