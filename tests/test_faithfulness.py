@@ -260,8 +260,10 @@ def test_the_oracle_map_scores_best_and_a_random_map_like_the_random_floor():
     kinds = ("deletion", "insertion", "road_morf", "road_lerf")
     result = F.image_faithfulness.uncached(model, image, 0, maps, 20, kinds, "zero", 0.25, None, 16)
     auc, floor = result["auc"], result["random_auc"]
-    for kind, better in (("deletion", min), ("insertion", max), ("road_morf", min), ("road_lerf", max)):
-        assert better(auc[kind], key=auc[kind].get) == "oracle", kind
+    for kind, sign in (("deletion", -1), ("insertion", 1), ("road_morf", -1), ("road_lerf", 1)):
+        # best (the "half" map, high inside the region too, ties it where only the background goes first: LeRF)
+        assert all(sign * (auc[kind]["oracle"] - value) >= -0.005 for value in auc[kind].values()), kind
+        assert sign * (auc[kind]["oracle"] - auc[kind]["random"]) > 0.04, kind
         # one random order against the mean of 16: the region's share removed varies by about sqrt(64 f(1-f)) pixels
         assert auc[kind]["random"] == pytest.approx(floor[kind], abs=0.06), kind
     assert auc["deletion"]["oracle"] < 0.1 and auc["insertion"]["oracle"] > 0.9
