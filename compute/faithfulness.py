@@ -29,7 +29,6 @@ from compute.faithfulness_specs import BASIC_KINDS, KINDS, ROAD_NOISE
 from compute.imputation import linear_imputation
 
 Progress = Callable[[float, str], None]
-RANDOM_ROW = "random"  # the rows of the random orders are "random 1", "random 2", ...
 
 
 # ---------------------------------------------------------------------------------------------- orders
@@ -270,7 +269,7 @@ def area_under_curve(fractions: torch.Tensor, probabilities: torch.Tensor) -> to
 def curve_rows(methods: Sequence[str], random_count: int) -> list[str]:
     """The rows of an image's orders: the methods sorted by name (so a cached result, and the ROAD noise of each row,
     do not depend on the order the methods were asked in), then ``random 1``, ``random 2``, ..."""
-    return sorted(methods) + [f"{RANDOM_ROW} {k + 1}" for k in range(random_count)]
+    return sorted(methods) + [f"random {k + 1}" for k in range(random_count)]
 
 
 def row_order(maps: dict[str, torch.Tensor], row: str, pixels: int, random_count: int, seed: int = 0) -> torch.Tensor:

@@ -181,5 +181,5 @@ def _ranking_result(names, per_image, correlations, indices, targets, settings, 
     summary = ranking_summary(names, per_image, correlations, settings["seed"])
     return {"methods": names, "count": len(per_image), "test_count": int(dataset.is_test.sum()),
             "indices": np.asarray(indices[:len(per_image)], dtype=np.int64),
-            "targets": np.asarray(targets, dtype=np.int64), **summary,
+            "targets": np.asarray(targets, dtype=np.int64), **summary, "resamples": faithfulness_stats.RESAMPLES,
             "settings": {**settings, "road": bool(road)}}

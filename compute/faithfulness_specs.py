@@ -41,4 +41,5 @@ SETTINGS: tuple[Param, ...] = (
 )
 PER_IMAGE_SETTINGS = ("steps", "fill", "blur", "random_orders", "road")
 RANKING_SETTINGS = ("steps", "fill", "blur", "random_orders", "images")
+FLOOR_ROW = "random 1"  # the curve row whose pictures a page shows for the random floor (its first order)
 ROAD_NOISE = 0.01  # Rong et al. 2022: the imputed values get N(0, 0.01^2) noise (pixel units: images are in [0, 1])

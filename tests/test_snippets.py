@@ -23,6 +23,8 @@ REQUESTS = {
     "details": ("details.panels", {"index": 7, "layer": "relu1"}),
     "attribution": ("attribution.maps", {"index": 5, "methods": {"saliency": {}, "occlusion": {"box": 8}},
                                          "target": None}),
+    "faithfulness": ("faithfulness.curves", {"index": 5, "methods": {"saliency": {}, "gradcam": {"layer": ""}},
+                                             "target": None, "steps": 5, "random_orders": 1}),
     "inversion": ("inversion.reconstruct", {"index": 3, "layer": "conv2", "channel": 4, "method": "deconvnet"}),
     "channels": ("channels.stats", {"layer": "relu1", "k": 9}),
     "weights": ("weights.evolution", {"layer": "conv1", "mode": "auto", "input_channel": 0}),

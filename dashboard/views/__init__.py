@@ -14,3 +14,4 @@ from dashboard.views import theme_switch; VIEWS += (theme_switch,)  # noqa: E402
 from dashboard.views import tour; VIEWS += (tour,)  # noqa: E402,E702
 from dashboard.views import thumbnail_overlay, code, export; VIEWS += (thumbnail_overlay, code, export)  # noqa: E402,E702
 from dashboard.views import upload, neighbours, gallery; VIEWS += (upload, neighbours, gallery)  # noqa: E402,E702
+from dashboard.views import faithfulness; VIEWS = (*VIEWS[:VIEWS.index(attribution) + 1], faithfulness, *VIEWS[VIEWS.index(attribution) + 1:])  # noqa: E402,E702
