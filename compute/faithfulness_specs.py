@@ -31,8 +31,9 @@ SETTINGS: tuple[Param, ...] = (
                                                         "pixels per step"),
     Param("fill", "choice", "zero", "Deletion fill", choices=DELETION_FILLS,
           help="what a removed pixel becomes in the deletion curve (RISE: zero)"),
-    Param("blur", "float", 0.25, "Insertion blur", 0.01, 0.5, 0.01,
-          help="Gaussian sigma of the insertion curve's starting image, as a share of the image side"),
+    Param("blur", "float", 25, "Insertion blur (% of the side)", 1, 50, 1,
+          help="Gaussian sigma of the insertion curve's starting image, in percent of the image's shorter side "
+               "(the jobs take it as a share: 0.25)"),
     Param("random_orders", "int", 3, "Random orders", 1, 16, 1,
           help="random pixel orders averaged into the floor every map should beat"),
     Param("road", "bool", False, "ROAD", help="also ROAD's curves (noisy linear imputation, Rong et al. 2022)"),

@@ -57,6 +57,7 @@ def test_the_request_carries_the_attribution_views_methods_and_this_views_settin
     assert list(params["methods"]) == ["occlusion", "saliency", "gradcam"]  # the attribution table's order
     assert params["methods"]["occlusion"] == attribution.suggested_params("occlusion", SHAPE)
     assert params["target"] == 3 and params["steps"] == 100 and params["fill"] == "blur"
+    assert params["blur"] == 0.25  # typed in percent of the side, sent as a share
     assert "images" not in params  # a ranking setting: changing it does not recompute the curves
     assert any("Steps 500 is outside 4..100" in note for note in request.context["notes"])
 

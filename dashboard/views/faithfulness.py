@@ -136,9 +136,13 @@ def layout(context: ViewContext) -> html.Section:
 
 
 def read_settings(values, ids, names, image_shape) -> tuple[dict, list[str]]:
-    """This view's settings ``names`` from its controls, coerced by their specs, and a note per clamped value."""
+    """This view's settings ``names`` from its controls, coerced by their specs, and a note per clamped value (the
+    blur, typed in percent of the side, goes to the job as a share)."""
     read, notes = settings.parameters(SETTINGS_METHOD, values, ids, image_shape)
-    return {name: read[name] for name in names}, notes
+    chosen = {name: read[name] for name in names}
+    if "blur" in chosen:
+        chosen["blur"] = chosen["blur"] / 100
+    return chosen, notes
 
 
 def method_parameters(names, values, ids, image_shape) -> tuple[dict, list[str]]:
