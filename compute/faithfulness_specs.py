@@ -41,6 +41,7 @@ SETTINGS: tuple[Param, ...] = (
           help="test images in the ranking over the test split (evenly spaced through it)"),
 )
 PER_IMAGE_SETTINGS = ("steps", "fill", "blur", "random_orders", "road")
-RANKING_SETTINGS = ("steps", "fill", "blur", "random_orders", "images")
+RANKING_SETTINGS = ("steps", "fill", "blur", "images")
+RANKING_RANDOM_ORDERS = 1  # one random order per image: the floor is averaged over the images anyway
 FLOOR_ROW = "random 1"  # the curve row whose pictures a page shows for the random floor (its first order)
 ROAD_NOISE = 0.01  # Rong et al. 2022: the imputed values get N(0, 0.01^2) noise (pixel units: images are in [0, 1])

@@ -137,7 +137,7 @@ def test_the_ranking_asks_for_every_method_with_roads_curves(context):
 
 @pytest.fixture(scope="module")
 def ranking(context):
-    request = rank_request(context, images=10, steps=5, random_orders=1)
+    request = rank_request(context, images=10, steps=5)
     partials = []
     result = run(Source(), request.job, request.params,
                  lambda fraction, text, partial=None: partial is not None and partials.append(partial))
@@ -182,7 +182,7 @@ def test_the_ranking_csv_has_every_method_score_and_the_sanity_check(ranking):
 def test_a_cancelled_ranking_resumes_from_its_cache(context, monkeypatch):
     from compute import faithfulness
 
-    params = {**rank_request(context, steps=4, random_orders=1).params, "images": 5, "seed": 7,
+    params = {**rank_request(context, steps=4).params, "images": 5, "seed": 7,
               "methods": {"saliency": {}, "gradcam": {"layer": ""}}}
     computed: list[list[float]] = [[], []]  # the images whose curves each run computed (by their pixel sum)
     original = faithfulness.faithfulness_curves

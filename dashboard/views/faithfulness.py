@@ -13,7 +13,8 @@ from dash import Input, Output, State, dcc, html, no_update
 from components import controls, scatter, theme
 from components import faithfulness as figures
 from compute import attribution
-from compute.faithfulness_specs import FLOOR_ROW, KINDS, PER_IMAGE_SETTINGS, RANKING_SETTINGS, SETTINGS
+from compute.faithfulness_specs import (FLOOR_ROW, KINDS, PER_IMAGE_SETTINGS, RANKING_RANDOM_ORDERS,
+                                        RANKING_SETTINGS, SETTINGS)
 from compute.params import Method
 from dashboard.views import attribution as attribution_view
 from dashboard.views import panel_results
@@ -237,7 +238,8 @@ def ranking_request(context: ViewContext):
             return None
         params, notes = method_parameters(list(attribution.METHODS), values, control_ids, image_shape)
         chosen, clamped = read_settings(setting_values, setting_ids, RANKING_SETTINGS, image_shape)
-        return Request("faithfulness.ranking", {"methods": params, **chosen, "road": RANKING_ROAD},
+        return Request("faithfulness.ranking", {"methods": params, **chosen, "random_orders": RANKING_RANDOM_ORDERS,
+                                                "road": RANKING_ROAD},
                        {"notes": notes + clamped})
 
     return request
