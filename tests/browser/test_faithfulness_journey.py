@@ -22,6 +22,10 @@ CURVES_OF = """(index) => { const gd = document.querySelector('#faithfulness-cur
     if (!title.includes('image #' + index + ' ') && !title.endsWith('image #' + index)) return null;
     // _fullData: plotly has decoded the base64 typed arrays the server sends into plain numbers there.
     return gd._fullData.map(t => ({group: t.legendgroup, y: Array.from(t.y)})); }"""
+POINT = """([curve, index]) => { const gd = document.querySelector('#faithfulness-curves .js-plotly-plot');
+    const layout = gd._fullLayout, trace = gd._fullData[curve], box = gd.getBoundingClientRect();
+    const xa = layout['xaxis' + trace.xaxis.slice(1)], ya = layout['yaxis' + trace.yaxis.slice(1)];
+    return {x: box.left + xa._offset + xa.d2p(trace.x[index]), y: box.top + ya._offset + ya.d2p(trace.y[index])}; }"""
 STEP_TITLE = """() => { const gd = document.querySelector('#faithfulness-step-image .js-plotly-plot');
     return gd && gd.layout && gd.layout.title ? String(gd.layout.title.text) : ''; }"""
 
@@ -59,9 +63,12 @@ def test_the_curves_and_the_verdict_are_the_jobs_and_a_hover_shows_the_step(page
     assert f"{result['auc']['deletion']['saliency']:.3f}" in table
     assert f"{result['random_auc']['insertion']:.3f}" in table
 
-    # Hover the fourth point of Grad-CAM's deletion curve: the step panel shows that image and its probability.
-    page.evaluate("""() => { const gd = document.querySelector('#faithfulness-curves .js-plotly-plot');
-        window.Plotly.Fx.hover(gd, [{curveNumber: 1, pointNumber: 4}]); }""")
+    # Hover the fifth point of Grad-CAM's deletion curve (a real mouse: plotly sends no hover event to Dash for a
+    # programmatic Fx.hover): the step panel shows that image and its probability.
+    page.evaluate("() => document.querySelector('#faithfulness-curves').scrollIntoView({block: 'center'})")
+    point = page.evaluate(POINT, [1, 4])
+    page.mouse.move(point["x"] - 6, point["y"] - 6)
+    page.mouse.move(point["x"], point["y"], steps=3)
     page.wait_for_function(f"() => ({STEP_TITLE})().includes('40% removed')", timeout=WAIT)
     title = page.evaluate(STEP_TITLE)
     assert title.startswith("Grad-CAM · Deletion")
