@@ -17,6 +17,7 @@ from dash import html
 from plotly.subplots import make_subplots
 
 from components import theme
+from components.images import image_figure
 
 CURVE_HEIGHT = 330
 RANKING_ROW = 240  # pixels per row of ranking panels
@@ -135,8 +136,6 @@ def auc_table(auc: Mapping[str, Mapping[str, float]], random_auc: Mapping[str, f
 
 def step_figure(image: np.ndarray, title: str, height: int = 260) -> go.Figure:
     """The image at one point of a curve."""
-    from components.images import image_figure
-
     return image_figure(image, title, height)
 
 
