@@ -172,7 +172,7 @@ def ranking_rows(quick: bool) -> list[Row]:
                 os.environ["FEATURESCOPE_CACHE_DIR"] = previous
     per_image = seconds / count
     return [Row("F5", f"ranking job over {count} test images, nothing cached (5 maps on the trained and the untrained "
-                      f"model, {STEPS}-step deletion, insertion and ROAD with {RANDOM_ORDERS} random orders, sanity "
+                      f"model, {STEPS}-step deletion, insertion and ROAD with one random order, sanity "
                       "correlation)", sec(seconds),
                 f"per image {auto(per_image)}; 200 images (the default sample) ≈ {sec(200 * per_image)}")]
 
