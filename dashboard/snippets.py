@@ -23,6 +23,11 @@ SNIPPETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
                                    ("layer_output", "probabilities", "image"))},
     "attribution": {"attribution.maps": ("each attribution method's map for the selected image and target",
                                          ("maps", "untrained", "correlation"))},
+    "faithfulness": {"faithfulness.curves": ("each attribution map's deletion and insertion (and ROAD) curves, "
+                                             "their areas and the random floor", ("auc", "random_auc", "curves")),
+                     "faithfulness.step": ("the image at one point of a faithfulness curve", ("image", "probability")),
+                     "faithfulness.ranking": ("the attribution methods ranked by faithfulness over test images",
+                                              ("summary", "correlation", "values"))},
     "inversion": {"inversion.reconstruct": ("the deconvnet / guided-backprop reconstruction from one channel",
                                             ("reconstruction", "image"))},
     "maximize": {"maximize.run": ("images optimized to maximize the objective", ("images", "history", "values")),

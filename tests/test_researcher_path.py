@@ -130,3 +130,33 @@ def test_a_torchscript_file_and_a_module_function_describe(tmp_path, cache_root,
     monkeypatch.syspath_prepend(str(tmp_path))
     built = describe(AppConfig(model="builders:small", data=str(generated_folder), image_size=64))
     assert "layer4" in built["layers"] and built["layer_shapes"]["layer4"] == [512, 2, 2]
+
+
+def test_faithfulness_curves_of_a_random_resnet18_on_colour_224_pixel_images(generated_folder, cache_root):
+    from dashboard.views import faithfulness as faithfulness_view
+    from tests.test_views_faithfulness import setting_controls
+
+    config = AppConfig(model="resnet18", weights="random", data=str(generated_folder), image_size=224,
+                       cache_dir=str(cache_root))
+    context = ViewContext(config, None, Meta.from_description(describe(config)))
+    assert context.meta.image_shape == [3, 224, 224]
+    values, ids = setting_controls(steps=4, random_orders=1, road=True)
+    request = faithfulness_view.curves_request(context)({"index": 1}, ["saliency", "gradcam"], [], None, [], values,
+                                                        [], ids)
+    result = run(config.source(), request.job, request.params)
+    assert result["image"].shape == (3, 224, 224)
+    assert result["kinds"] == ["deletion", "insertion", "road_morf", "road_lerf"]
+    for kind, points in (("deletion", 5), ("insertion", 5), ("road_morf", 4), ("road_lerf", 4)):
+        for name in ("saliency", "gradcam"):
+            curve = result["curves"][kind][name]
+            assert curve.shape == (points,) and np.all((curve >= 0) & (curve <= 1))
+    # deletion starts, and insertion ends, at the clean image: the same probability for both maps
+    assert result["curves"]["deletion"]["saliency"][0] == pytest.approx(result["curves"]["deletion"]["gradcam"][0])
+    figure, _table, verdict, _notes = faithfulness_view.curves_render(context)(result, request.context)
+    assert len(figure.data) == 4 * 3
+    assert "most faithful" in verdict.children or "no map beats" in verdict.children
+    step = faithfulness_view.step_request({"points": [{"customdata": ["gradcam", "road_lerf", 2]}]}, None,
+                                          {"key": "k", "context": request.context})
+    pictured = run(config.source(), step.job, step.params)
+    assert pictured["image"].shape == (3, 224, 224)
+    assert pictured["probability"] == pytest.approx(float(result["curves"]["road_lerf"]["gradcam"][2]), abs=1e-5)

@@ -24,6 +24,8 @@ REQUESTS = {
     "details": ("details.panels", {"index": 7, "layer": "relu1"}),
     "attribution": ("attribution.maps", {"index": 5, "methods": {"saliency": {}, "occlusion": {"box": 8}},
                                          "target": None}),
+    "faithfulness": ("faithfulness.curves", {"index": 5, "methods": {"saliency": {}, "gradcam": {"layer": ""}},
+                                             "target": None, "steps": 5, "random_orders": 1}),
     "inversion": ("inversion.reconstruct", {"index": 3, "layer": "conv2", "channel": 4, "method": "deconvnet"}),
     "channels": ("channels.stats", {"layer": "relu1", "k": 9}),
     "weights": ("weights.evolution", {"layer": "conv1", "mode": "auto", "input_channel": 0}),
@@ -127,6 +129,8 @@ FOLDER_REQUESTS = {
     "gallery": ("images.selection", {"indices": [0, 7, 3]}),
     "upload": ("uploads.place", {"id": None, "layer": "avgpool", "method": "pca", "features": "auto"}),
     "evolution": ("evolution.embed", {"layer": "relu1", "method": "pca", "run": "default"}),
+    "faithfulness": ("faithfulness.curves", {"index": 2, "methods": {"saliency": {}, "gradcam": {"layer": ""}},
+                                             "steps": 5}),
 }
 
 

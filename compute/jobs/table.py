@@ -13,8 +13,8 @@ from typing import Callable
 
 from compute import cache
 from compute.errors import UserError
-from compute.jobs import (adversarial, attribution, channels, details, diagnostics, evolution, explore, images,
-                          maximize, neighbours, uploads, weights)
+from compute.jobs import (adversarial, attribution, channels, details, diagnostics, evolution, explore,
+                          faithfulness, images, maximize, neighbours, uploads, weights)
 from compute.jobs.lanes import GATE, INTERACTIVE, in_lane
 from compute.jobs.variants import VARIANTS  # noqa: F401  (the other table of this floor)
 from compute.jobs.workspace import workspace
@@ -23,8 +23,8 @@ from compute.specs.jobs import lane_of
 from compute.specs.source import Source
 
 JobFunction = Callable[..., dict]
-FAMILIES = (explore, details, attribution, channels, weights, maximize, evolution, adversarial, images, neighbours,
-            uploads, diagnostics)
+FAMILIES = (explore, details, attribution, faithfulness, channels, weights, maximize, evolution, adversarial, images,
+            neighbours, uploads, diagnostics)
 
 
 def _table(families) -> dict[str, JobFunction]:

@@ -4,10 +4,11 @@ Each view module has ``NAME``, ``TITLE``, ``OPENABLE`` (shown in the view switch
 ``layout(context)`` and ``register(app, context)``; adding a view is one module and one entry here. Page-wide ids
 (the selection, the layer, the scatter) live in :mod:`dashboard.views.context`, so views never import each other.
 """
-from dashboard.views import (adversarial, attribution, channels, code, details, evolution, explore, export, gallery,
-                             inversion, maximize, neighbours, theme_switch, thumbnail_overlay, tour, upload, weights)
+from dashboard.views import (adversarial, attribution, channels, code, details, evolution, explore, export,
+                             faithfulness, gallery, inversion, maximize, neighbours, theme_switch, thumbnail_overlay,
+                             tour, upload, weights)
 
 VIEWS = (
-    explore, details, attribution, inversion, maximize, weights, channels, evolution, adversarial,
+    explore, details, attribution, faithfulness, inversion, maximize, weights, channels, evolution, adversarial,
     theme_switch, tour, thumbnail_overlay, code, export, upload, neighbours, gallery,
 )

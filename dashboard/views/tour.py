@@ -62,6 +62,12 @@ STEPS = (
          "Which parts of the input is the class sensitive to? SmoothGrad removes noise by adding noise "
          "(Smilkov et al. 2017).",
          "attribution", {"views": "attribution", "sample": SAMPLE, "methods": "saliency,smoothgrad"}),
+    Step("How faithful is each map",
+         "The maps disagree, so test them: delete the pixels a map calls most important and watch the class "
+         "probability fall; a map that points at what the model uses beats a random order. Hover a curve to see the "
+         "image at that step.",
+         "faithfulness", {"views": "attribution,faithfulness", "sample": SAMPLE,
+                          "methods": "occlusion,saliency,smoothgrad,integrated_gradients,gradcam"}),
     Step("Inputs that maximize a class",
          "Optimize an input, starting from noise, until the network's response for one class is as high as it can "
          "be: a local maximum of the response shows what the class means to the model (Yosinski et al. 2015).",
