@@ -34,7 +34,7 @@ def test_the_tour_steps_forward_and_back_and_each_step_is_a_link(page, server_ur
                            " return !!title && title.innerText.includes('#7'); }", timeout=WAIT)
     page.click("#tour-next")
     _at_step(page, 2)
-    assert "evolution.layer=relu4" in page.url
+    assert "evolution.layer=logits" in page.url and "sample=7" in page.url  # the image stays selected
     page.click("#tour-next")
     _at_step(page, 3)
     page.click("#tour-back")
@@ -62,3 +62,71 @@ def test_the_tour_steps_forward_and_back_and_each_step_is_a_link(page, server_ur
     page.wait_for_function("() => { const b = document.querySelector('#tour-banner');"
                            " return !!b && getComputedStyle(b).display === 'none'; }", timeout=WAIT)
     assert page.errors == []
+
+
+# The share of the screen a view covers: its section's box inside the viewport, less what the tour's banner (which
+# stays at the top of the screen) hides.
+VIEW_COVERAGE = """
+(view) => {
+    const section = Array.from(document.querySelectorAll('.view-section')).find(element => {
+        try { return JSON.parse(element.id).name === view; } catch (error) { return false; }
+    });
+    if (!section || !section.checkVisibility()) { return 0; }
+    const banner = document.getElementById('tour-banner');
+    const top = banner && banner.checkVisibility() ? Math.max(0, banner.getBoundingClientRect().bottom) : 0;
+    const box = section.getBoundingClientRect(), width = window.innerWidth, height = window.innerHeight;
+    const w = Math.max(0, Math.min(box.right, width) - Math.max(box.left, 0));
+    const h = Math.max(0, Math.min(box.bottom, height) - Math.max(box.top, top));
+    return (w * h) / (width * height);
+}
+"""
+# The view has drawn: a figure in its section holds data, and none of its panels is still computing.
+VIEW_DRAWN = """
+(view) => {
+    const section = Array.from(document.querySelectorAll('.view-section')).find(element => {
+        try { return JSON.parse(element.id).name === view; } catch (error) { return false; }
+    });
+    if (!section) { return false; }
+    // _fullData: numpy arrays arrive base64-encoded in gd.data, decoded to typed arrays there.
+    const drawn = Array.from(section.querySelectorAll('.js-plotly-plot')).some(gd => (gd._fullData || []).some(
+        t => ['x', 'y', 'z'].some(k => t[k] && t[k].length)));
+    const running = Array.from(section.querySelectorAll('.progress-block')).some(b => b.checkVisibility());
+    return drawn && !running;
+}
+"""
+
+
+@pytest.mark.parametrize("number", range(1, len(STEPS) + 1))
+def test_each_step_from_its_bare_link_shows_its_view_on_a_1280x720_screen(browser, server_url, number):
+    """``?tour=N`` alone, on a projector's 1280x720: the step's view is open, has drawn, covers at least 40% of the
+    screen, and the step's image is selected (steps 2, 3 and 7 used to drop it)."""
+    step = STEPS[number - 1]
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(server_url + f"?tour={number}")
+        _at_step(page, number)
+        try:
+            page.wait_for_function(VIEW_DRAWN, arg=step.view, timeout=600_000)
+        except Exception as error:  # say what the view shows instead
+            shown = page.evaluate("(view) => Array.from(document.querySelectorAll('.view-section')).filter(e =>"
+                                  " e.id.includes(view)).map(e => e.innerText).join(' | ')", step.view)
+            raise AssertionError(f"step {number}: view {step.view} has not drawn: {shown[:1500]}") from error
+        page.wait_for_function("(view) => (" + VIEW_COVERAGE + ")(view) >= 0.4", arg=step.view, timeout=WAIT)
+        assert page.evaluate(VIEW_COVERAGE, step.view) >= 0.4
+        page.wait_for_function("(i) => { const el = document.querySelector('#detail-title');"
+                               " return !!el && el.innerText.includes('#' + i + ' '); }",
+                               arg=step.query["sample"], timeout=WAIT)
+        assert f"sample={step.query['sample']}" in page.url  # the address bar holds the whole step
+        if step.view == "adversarial":
+            page.wait_for_function("() => (document.querySelector('#adversarial-summary') || {}).innerText"
+                                   " && document.querySelector('#adversarial-summary').innerText.includes('turns')",
+                                   timeout=WAIT)
+            summary = page.inner_text("#adversarial-summary")
+            assert "does not fool" not in summary
+            assert f"into “{step.query['attack.target']}”" in summary, summary
+        assert errors == []
+    finally:
+        context.close()
