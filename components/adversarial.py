@@ -99,8 +99,10 @@ def robustness_figure(epsilons: Sequence[float], success_rate: Sequence[float], 
     what = f"{steps}-step PGD" if steps else "PGD"
     images = f" over {count:,} test images" if count else ""
     theme.base_layout(figure, f"Robustness: {what}{images}", height)
-    figure.update_xaxes(title={"text": "ε (pixel units, /255; images in [0, 1])"}, tickvals=x.tolist(),
-                        ticktext=[f"{v:.3g}/255" for v in x], showgrid=True, gridcolor=theme.GRID)
+    # Ticks as plain numbers with the unit in the axis title: "0/255", "1/255", "2/255" ran into each other.
+    figure.update_xaxes(title={"text": "ε in grey levels (/255; images in [0, 1])"}, tickvals=x.tolist(),
+                        ticktext=[f"{v:.3g}" for v in x], showgrid=True, gridcolor=theme.GRID, automargin=True)
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%", showgrid=True, gridcolor=theme.GRID)
-    figure.update_layout(legend={"orientation": "h", "y": -0.3}, hovermode="x unified")
+    figure.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
+                         hovermode="x unified")
     return figure

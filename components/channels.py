@@ -134,7 +134,7 @@ def dead_table(rows: list[dict], count: int) -> html.Table:
             listed = NO_DEAD
         body.append(html.Tr([
             html.Td(row["layer"]), html.Td(row["kind"]), html.Td(str(row["channels"])),
-            html.Td(str(row["dead"]), style={"color": dead_colour(), "fontWeight": "600"} if row["dead"] else {}),
+            html.Td(str(row["dead"]), className="dead-count" if row["dead"] else None),  # coloured by the page's theme
             html.Td(f"{row['zero_fraction']:.0%}"), html.Td(listed),
         ], className="has-dead" if row["dead"] else ""))
     caption = html.Caption(f"Dead channels: never positive on any of the {count} images.")

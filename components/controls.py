@@ -12,9 +12,10 @@ def card(title: str, *children, card_id: str | None = None, class_name: str = ""
     return html.Section([html.H2(title, className="card-title"), *children], className=f"card {class_name}".strip(), **kwargs)
 
 
-def labelled(label: str, control, hint: str = "") -> html.Div:
-    """A control with its label above it (and an optional hint as a tooltip)."""
-    return html.Div([html.Label(label, title=hint), control], className="control")
+def labelled(label: str, control, hint: str = "", class_name: str = "") -> html.Div:
+    """A control with its label above it (and an optional hint as a tooltip); ``class_name`` adds classes
+    (``control-inline``: the label beside the control)."""
+    return html.Div([html.Label(label, title=hint), control], className=f"control {class_name}".strip())
 
 
 def message(text: str, kind: str = "error") -> html.Div:

@@ -117,14 +117,16 @@ def evolution_scatter(
     figure.update_layout(
         uirevision=revision, clickmode="event", hovermode="closest", dragmode="pan",
         legend={"itemsizing": "constant", "title": {"text": "class"}},
-        margin={"b": 70},
+        # Play and pause on a row of their own, the slider below them at full width: side by side they ran into
+        # each other in a narrow column (two runs compared) or at projector size.
+        margin={"b": 130},
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.02, "xanchor": "left", "yanchor": "top",
-                      "pad": {"t": 30, "r": 8}, "showactive": False,
+                      "pad": {"t": 6, "r": 8}, "showactive": False,
                       "buttons": [{"label": "▶ play", "method": "animate",
                                    "args": [None, {**frame_args, "fromcurrent": True}]},
                                   {"label": "❚❚ pause", "method": "animate",
                                    "args": [[None], {**frame_args, "frame": {"duration": 0, "redraw": False}}]}]}],
-        sliders=[{"active": first, "x": 0.16, "len": 0.84, "y": -0.02, "yanchor": "top", "pad": {"t": 20},
+        sliders=[{"active": first, "x": 0.0, "len": 1.0, "y": -0.02, "yanchor": "top", "pad": {"t": 48},
                   "currentvalue": {"prefix": "epoch ", "font": {"size": 12}},
                   "steps": [{"label": str(epoch), "method": "animate", "args": [[str(epoch)], frame_args]}
                             for epoch in epochs]}],
@@ -176,7 +178,10 @@ def evolution_metrics(numbers: dict, epochs: list[int], current: int | None = No
     if current is not None:
         figure.add_vline(x=current, line={"color": theme.MUTED, "width": 1, "dash": "dot"})
     theme.base_layout(figure, title)
-    figure.update_layout(hovermode="x unified", legend={"orientation": "h", "y": -0.2})
-    figure.update_xaxes(title={"text": "epoch"}, dtick=1)
+    # The legend at the figure's foot and the axis pushing the margin: at projector size the tick labels and the
+    # axis title grow, and a legend placed at a fixed fraction below the plot ran into them.
+    figure.update_layout(hovermode="x unified", legend={"orientation": "h", "yref": "container", "y": 0,
+                                                        "yanchor": "bottom", "x": 0})
+    figure.update_xaxes(title={"text": "epoch"}, dtick=1, automargin=True)
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     return figure

@@ -140,8 +140,11 @@ def evolution_figure(labels: list[str], mean_smoothness: np.ndarray, diversity: 
         figure.add_vline(x=selected, line={"color": theme.SELECTED, "width": 1})
     theme.base_layout(figure, f"{layer}: smooth and diverse over training" if layer else "smooth and diverse over training",
                       EVOLUTION_HEIGHT)
-    figure.update_layout(legend={"orientation": "h", "y": -0.25, "x": 0}, margin={"b": 60, "l": 50})
-    figure.update_xaxes(tickvals=x, ticktext=labels, showgrid=False)
+    # The legend at the figure's foot and the axis pushing the margin (a legend at a fixed fraction below the plot
+    # ran into the axis title at projector size).
+    figure.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
+                         margin={"b": 8, "l": 50})
+    figure.update_xaxes(tickvals=x, ticktext=labels, showgrid=False, automargin=True)
     top = max([1.0] + [float(v) for v in np.asarray(diversity, dtype=float) if np.isfinite(v)])
     figure.update_yaxes(range=[0, top + 0.05], showgrid=True, gridcolor=theme.GRID, tickformat=".1f")
     return figure

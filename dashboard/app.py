@@ -49,7 +49,9 @@ def _header(context: ViewContext) -> html.Header:
         html.Div([html.H1("Featurescope"), html.Span("what a convolutional network has learned", className="tagline")]),
         html.Div([
             html.Span(f"model: {meta.model}", className="pill"),
-            html.Span(f"data: {meta.data}{skipped}", className="pill", title="\n".join(meta.skipped[:50])),
+            # The data set's name; its description (how the images were made) and any skipped files on hover.
+            html.Span(f"data: {meta.data.split(': ', 1)[0]}{skipped}", className="pill",
+                      title="\n".join([meta.data, *meta.skipped[:50]])),
             html.Span(f"device: {meta.device}", className="pill"),
             html.Span(id=STATUS, className="pill pill-accent"),
             *[view.header(context) for view in VIEWS if hasattr(view, "header")],  # e.g. the theme switches
@@ -61,9 +63,10 @@ def _view_switcher() -> html.Div:
     openable = [view for view in VIEWS if view.OPENABLE]
     return controls.labelled("Views", dcc.Checklist(
         id=OPEN_VIEWS, inline=True,
-        options=[{"label": f" {view.TITLE.split(':')[0]}", "value": view.NAME} for view in openable],
+        options=[{"label": f" {getattr(view, 'MENU', view.TITLE.split(':')[0])}", "value": view.NAME,
+                  "title": view.TITLE} for view in openable],
         value=[view.NAME for view in openable if getattr(view, "OPEN_AT_START", False)],
-    ), "open a view to compute it; closed views do no work")
+    ), "open a view to compute it; closed views do no work", class_name="control-inline views-switcher")
 
 
 def _page(context: ViewContext):
@@ -82,9 +85,11 @@ def _page(context: ViewContext):
             dcc.Store(id=SELECTION, data=None),
             dcc.Store(id=HIGHLIGHT, data=None),
             _header(context),
-            html.Div([*VIEWS[0].toolbar(context).children, _view_switcher(), links.bar(),
-                      *[view.toolbar(context) for view in VIEWS[1:] if hasattr(view, "toolbar")]],  # images on the scatter
-                     className="toolbar"),
+            # Two rows on a 1280 screen: the scatter's controls (and its images), then the views and the link.
+            html.Div([*VIEWS[0].toolbar(context).children,
+                      *[view.toolbar(context) for view in VIEWS[1:] if hasattr(view, "toolbar")],  # images on the scatter
+                      _view_switcher(), links.bar()],
+                     className="toolbar page-toolbar"),
             html.Main(sections, className="grid"),
             html.Footer("Featurescope · figures export as PNG or SVG at any scale, numbers as CSV or NPZ, the view as an offline HTML report (Export card) · the URL keeps the current view"),
         ], className="page")

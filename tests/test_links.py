@@ -179,8 +179,29 @@ def test_the_tour_banner_says_where_it_is_and_links_both_ways(context):
     children, style = tour.banner(steps, 2, list(context.meta.layers))
     assert style == {}
     assert f"step 2 of {len(steps)}" in str(children[0])
-    back, forward = children[-1].children
+    back, forward = children[-1].children[-1].children
     assert back.href.endswith("tour=1") and forward.href.endswith("tour=3")
     assert tour.banner(steps, None, [])[1] == {"display": "none"}
     first, _ = tour.banner(steps, 1, [])
-    assert not hasattr(first[-1].children[0], "href") or first[-1].children[0].href is None
+    first_back = first[-1].children[-1].children[0]
+    assert not hasattr(first_back, "href") or first_back.href is None
+
+
+@pytest.mark.parametrize("number", range(1, len(tour.STEPS) + 1))
+def test_a_bare_step_link_is_the_whole_step(page, context, number):
+    """``?tour=N`` alone opens step N as Next does: its views, its image, its settings; the link's own keys win."""
+    steps = tour.steps_for({view.NAME for view in VIEWS})
+    step = steps[number - 1]
+    bare = _built_from(page, context, f"?tour={number}")
+    full = _built_from(page, context, tour.step_link(steps, number, list(context.meta.layers)))
+    resolved = resolve(full, all_entries(VIEWS), context.meta)
+    for item in resolved:
+        component_id = item.entry.component
+        assert getattr(_component(bare, component_id), item.entry.prop, None) == \
+            getattr(_component(full, component_id), item.entry.prop, None), item.key
+    assert _component(bare, "open-views").value == [step.view]
+    assert _component(bare, "selection").data == {"index": step.query["sample"]}
+    assert _component(bare, NOTICE).children is None
+    mine = _built_from(page, context, f"?tour={number}&sample=3&views=weights")
+    assert _component(mine, "selection").data == {"index": 3}
+    assert _component(mine, "open-views").value == ["weights"]

@@ -25,6 +25,7 @@ from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "adversarial"
 TITLE = "Adversarial examples: inputs that maximize the error"
+MENU = "Adversarial"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = False
 

@@ -16,7 +16,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from components import channels as figures
 from components import controls, scatter, theme
 from dashboard.views.context import FEATURE_MAPS, HIGHLIGHT, OPEN_VIEWS, SELECTION, ViewContext
-from dashboard.views.context import LAYER as EXPLORE_LAYER
+from dashboard.views.context import LAYER as PAGE_LAYER
 from dashboard.views.links import Entry, LayerChannel
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
@@ -44,7 +44,7 @@ URL_STATE = [Entry("channels.layer", LAYER), Entry("channels.channel", CHANNEL, 
 stats_panel = BackgroundPanel(
     "channels-stats",
     outputs=[Output(STATS, "figure"), Output(SUMMARY, "children"), Output(SHOWN_LAYER, "data")],
-    inputs=[Input(LAYER, "value"), Input(EXPLORE_LAYER, "value")],
+    inputs=[Input(LAYER, "value"), Input(PAGE_LAYER, "value")],
     states=[State(CHANNEL, "data"), State(SORT, "value")],
     view=NAME,
 )
@@ -276,7 +276,7 @@ def register(app, context: ViewContext) -> None:
     dead_panel.register(app, context, dead_request, dead_render)
 
     @app.callback(Output(CHANNEL, "data"), Input(STATS, "clickData"), Input(FEATURE_MAPS, "clickData"),
-                  State(SHOWN_LAYER, "data"), State(EXPLORE_LAYER, "value"), prevent_initial_call=True)
+                  State(SHOWN_LAYER, "data"), State(PAGE_LAYER, "value"), prevent_initial_call=True)
     def choose_channel(stats_click, maps_click, shown_layer, explore_layer):
         """A click on a bar names a channel of the chart's layer; one on a feature map, of the toolbar's layer."""
         if ctx.triggered_id == FEATURE_MAPS:

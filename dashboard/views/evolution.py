@@ -21,12 +21,14 @@ from dash.exceptions import MissingCallbackContextException
 from components import controls, scatter, theme
 from components import evolution as figures
 from compute.specs import embedding, training
-from dashboard.views.context import LAYER, SELECTION, ViewContext, draw_at_gl_pixel_ratio, selected_index
+from dashboard.views.context import LAYER as PAGE_LAYER
+from dashboard.views.context import SELECTION, ViewContext, draw_at_gl_pixel_ratio, selected_index
 from dashboard.views.links import Entry, Number, Text
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "evolution"
 TITLE = "Evolution during training: the embedding from the untrained to the trained model"
+MENU = "Evolution"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = False
 
@@ -49,7 +51,6 @@ TRAIN_FIELDS = {"epochs": ("Epochs", 3, 1), "lr": ("Learning rate", 3e-3, "any")
                 "seed": ("Seed", 1, 1)}
 NO_RUN = ""
 SCATTER_HEIGHT = 560
-SLIDER_START = 0.27  # of the figure's width: the play and pause buttons are left of it
 # What a link keeps: the runs are names (the list of runs arrives after the page is built); the epoch the slider
 # shows (0, the untrained model, when absent): the scatters open at it.
 URL_STATE = [Entry("evolution.layer", LAYER), Entry("evolution.embedding", METHOD),
@@ -60,14 +61,14 @@ panel = BackgroundPanel(
     "evolution",
     outputs=[Output(SCATTER, "figure"), Output(BEFORE_AFTER, "figure"), Output(METRICS, "figure"),
              Output(ALIGNMENT, "children"), Output(TRACK, "children")],
-    inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(LAYER, "value"), Input(METHOD, "value")],
+    inputs=[Input(RUN, "value"), Input(LAYER, "value"), Input(PAGE_LAYER, "value"), Input(METHOD, "value")],
     states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
 compare_panel = BackgroundPanel(
     "evolution-compare",
     outputs=[Output(COMPARE_SCATTER, "figure")],
-    inputs=[Input(COMPARE, "value"), Input(LAYER, "value"), Input(LAYER, "value"), Input(METHOD, "value")],
+    inputs=[Input(COMPARE, "value"), Input(LAYER, "value"), Input(PAGE_LAYER, "value"), Input(METHOD, "value")],
     states=[State(SELECTION, "data"), State(EPOCH, "data")],
     view=NAME,
 )
@@ -278,10 +279,7 @@ def scatter_figure(result: dict, shown: dict) -> dict:
         result["layouts"], result["labels"], result["classes"], result["epochs"], shown.get("selected"),
         start=start_frame(result, shown),
         title=_title(result, shown), revision=f"{result['run']}|{shown['layer']}|{shown['method']}")
-    # Two runs share the row: the slider starts clear of the play and pause buttons at half the page's width.
-    figure.update_layout(sliders=[{**figure.layout.sliders[0].to_plotly_json(), "x": SLIDER_START,
-                                   "len": 1 - SLIDER_START}])
-    return clickable(figure)
+    return clickable(figure)  # the slider has its own row below the buttons (components.evolution), so it fits any width
 
 
 def numbers(result: dict) -> dict[str, list[float]]:

@@ -18,6 +18,7 @@ OPENABLE = False
 COLOR_BY = "color-by"
 SCATTER_LAYOUT = "scatter-layout"  # the layout to show: x, y in sample order, title, stage (small keys + 2N numbers)
 SCATTER_DRAWN = "scatter-drawn"  # what the figure's points trace holds: {"count", "color"}, set when it is drawn
+FIRST_SCREEN = "scatter-first-screen"  # a store whose only job is to install FIT_FIRST_SCREEN once per page
 ANIMATION_MS = 600
 # What a link keeps of this view (the selected sample and the open views are the page's: see links.PAGE_STATE).
 URL_STATE = [Entry("layer", LAYER), Entry("embedding", EMBEDDING), Entry("features", FEATURES), Entry("color", COLOR_BY)]
@@ -164,6 +165,35 @@ function(mark, _drawn, figure) {
 }
 """
 
+# The whole scatter on the first screen (a 1280x720 projector included): the CSS sizes the graph to the screen's
+# height less its top (--scatter-top), which depends on how the header and the toolbar wrap at this width and
+# theme, so it is measured here whenever they change size. A tour's banner above the scatter is not counted: the
+# tour scrolls to its step's view.
+FIT_FIRST_SCREEN = """
+function(_id) {
+    if (!window.featurescopeFirstScreen) {
+        window.featurescopeFirstScreen = true;
+        const measure = () => {
+            const graph = document.getElementById('%(graph)s');
+            if (!graph) { return; }
+            const banner = document.getElementById('tour-banner');
+            const skip = banner && banner.offsetParent ? banner.getBoundingClientRect().height + 12 : 0;
+            const top = Math.round(graph.getBoundingClientRect().top + window.scrollY - skip);
+            const root = document.documentElement;
+            if (root.style.getPropertyValue('--scatter-top') !== top + 'px') {
+                root.style.setProperty('--scatter-top', top + 'px');
+            }
+        };
+        const watch = new ResizeObserver(measure);
+        for (const selector of ['header', '.page-toolbar', '#tour-banner', '.explore']) {
+            document.querySelectorAll(selector).forEach(element => watch.observe(element));
+        }
+        measure();
+    }
+    return window.dash_clientside.no_update;
+}
+""" % {"graph": SCATTER}
+
 # The panel streams layouts (PCA, then t-SNE as it converges) into SCATTER_LAYOUT; the browser moves the points.
 # The figure itself is drawn whole once (draw_points), then only patched: colours in place, positions in place.
 panel = BackgroundPanel(
@@ -202,7 +232,7 @@ def layout(context: ViewContext) -> html.Section:
         panel.status(),
         dcc.Graph(id=SCATTER, figure=scatter.empty_figure("preparing the embedding ..."),
                   config=theme.graph_config("featurescope-embedding"), className="scatter-graph"),
-        dcc.Store(id=SCATTER_LAYOUT), dcc.Store(id=SCATTER_DRAWN),
+        dcc.Store(id=SCATTER_LAYOUT), dcc.Store(id=SCATTER_DRAWN), dcc.Store(id=FIRST_SCREEN),
         class_name="explore",
     )
 
@@ -299,6 +329,7 @@ def _latest(service, job: dict | None) -> tuple[dict | None, dict, bool]:
 def register(app, context: ViewContext) -> None:
     panel.register(app, context, scatter_request, scatter_render(context), scatter_render_partial(context))
     draw_at_gl_pixel_ratio(app, SCATTER)
+    app.clientside_callback(FIT_FIRST_SCREEN, Output(FIRST_SCREEN, "data"), Input(FIRST_SCREEN, "id"))
     classes = context.meta.classes
 
     @app.callback(

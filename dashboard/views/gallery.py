@@ -17,6 +17,7 @@ from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "gallery"
 TITLE = "Selection gallery: box or lasso a group of points"
+MENU = "Gallery"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = True
 

@@ -6,13 +6,15 @@ from dash import Input, Output, dcc, html
 from components import attribution as figures
 from components import controls, scatter, theme
 from compute.specs import attribution
-from dashboard.views.context import (LAYER, SELECTION, ViewContext, image_name, sample_params, selected_index,
+from dashboard.views.context import LAYER as PAGE_LAYER
+from dashboard.views.context import (SELECTION, ViewContext, image_name, sample_params, selected_index,
                                      selection_note)
 from dashboard.views.links import Entry
 from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "inversion"
 TITLE = "Approximate inversion: what one feature channel sees"
+MENU = "Inversion"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = False
 
@@ -27,7 +29,7 @@ panel = BackgroundPanel(
     "inversion",
     outputs=[Output(FIGURE, "figure"), Output(CHANNEL, "placeholder")],
     inputs=[Input(SELECTION, "data"), Input(METHOD, "value"), Input(LAYER, "value"), Input(CHANNEL, "value"),
-            Input(LAYER, "value")],
+            Input(PAGE_LAYER, "value")],
     view=NAME,
     idle_text="Click a point in the scatter.",
 )

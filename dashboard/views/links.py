@@ -172,6 +172,20 @@ def _request_search() -> str:
     return flask.request.query_string.decode("utf-8", "replace")
 
 
+def with_link_defaults(search: str, context) -> str:
+    """``search`` with what it means without saying it: each view's ``link_defaults(query, context)`` (a bare
+    ``?tour=5`` is the tour's whole step 5) under the link's own keys, which always win."""
+    query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
+    defaults = {}
+    for view in context.views:
+        hook = getattr(view, "link_defaults", None)
+        if hook is not None:
+            defaults.update(hook(query, context))
+    if not defaults:
+        return search
+    return "?" + urlencode({**defaults, **query}, quote_via=quote, safe=",:/")
+
+
 def restoring(build: Callable[[], Any], context) -> Callable[[], Any]:
     """The page's layout function: ``build()`` with every control set from the URL it is opened at."""
     entries = all_entries(context.views)
@@ -179,7 +193,7 @@ def restoring(build: Callable[[], Any], context) -> Callable[[], Any]:
     def layout():
         tree = build()
         resolved = resolve(tree, entries, context.meta)
-        values, ignored = decode(resolved, _request_search())
+        values, ignored = decode(resolved, with_link_defaults(_request_search(), context))
         components = _components(tree)
         for item in resolved:
             if item.key in values:

@@ -26,6 +26,7 @@ from dashboard.views.panel import BackgroundPanel, Message, Request
 
 NAME = "maximize"
 TITLE = "Activation maximization: inputs that maximize a class or a channel"
+MENU = "Maximization"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = False
 

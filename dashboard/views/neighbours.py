@@ -19,6 +19,7 @@ from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "neighbours"
 TITLE = "Nearest neighbours in the layer's feature space"
+MENU = "Neighbours"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = True
 

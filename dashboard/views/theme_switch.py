@@ -10,6 +10,7 @@ from __future__ import annotations
 from dash import Input, Output, State, dcc, html
 
 from components import theme
+from dashboard.views import figure_text
 
 NAME = "theme"
 TITLE = "Theme"
@@ -22,22 +23,14 @@ APPLIED = "theme-applied"  # the theme name last applied (read by tests and the 
 
 # The browser half: restyle one graph div ``gd`` to the theme ``name`` from the values the server drew (the originals),
 # so switching back restores them exactly, however many redraws and Patches came in between.
-RESTYLE = """
+RESTYLE = figure_text.FIT + """
 window.featurescopeTheme = window.featurescopeTheme || (function () {
     const themes = %s;
     const state = {name: 'light'};
     const scale = (v, f) => Array.isArray(v) ? v.map(x => scale(x, f)) : (typeof v === 'number' ? v * f : v);
     const axes = layout => Object.keys(layout).filter(k => /^[xy]axis[0-9]*$/.test(k));
     const copy = v => v === undefined ? undefined : JSON.parse(JSON.stringify(v));
-    // Annotations live in the layout, which dcc.Graph clones for every drawing: a drawing without the theme's mark
-    // in its meta holds the server's values, kept then; a restyled one (marked) reuses them.
-    function originalAnnotations(gd) {
-        const meta = gd.layout.meta;
-        if (gd._featurescopeAnnotations && meta && meta.featurescopeTheme) { return gd._featurescopeAnnotations; }
-        gd._featurescopeAnnotations = (gd.layout.annotations || []).map(a => ({size: (a.font && a.font.size) || null,
-                                                                                colour: a.font && a.font.color}));
-        return gd._featurescopeAnnotations;
-    }
+    const layers = window.featurescopeLayers;  // layout values: the server's, below what this theme set
     // Traces are not cloned: Plotly restyles the very objects Dash holds, and a later Patch redraws with every object
     // it did not touch, restyled values included. So each value set here is remembered on its own parent object
     // (not enumerable: never sent back to the server); a value found there unchanged was set here, and its original
@@ -65,34 +58,27 @@ window.featurescopeTheme = window.featurescopeTheme || (function () {
         parent._featurescopeSet[key] = {set: parent[key], original: original};
     }
     function apply(gd, name) {
-        if (!gd || !gd.layout || !gd.data || !window.Plotly) { return; }
+        if (!gd || !gd.layout || !gd.data || !window.Plotly) { return false; }
         const meta = gd.layout.meta || {};
         // The server draws in the light theme: a fresh drawing in 'light' needs nothing.
-        if ((meta.featurescopeTheme || 'light') === name) { return; }
-        const spec = themes[name], base = themes.light, annotations = originalAnnotations(gd);
+        if ((meta.featurescopeTheme || 'light') === name) { return false; }
+        const spec = themes[name], base = themes.light;
         const recolour = c => spec.colours[c] || c;
         const layout = Object.assign({}, spec.layout, {'meta.featurescopeTheme': name});
-        // A long title at projector size would run off the figure: shrink it to fit, never below the body text.
-        const title = gd.layout.title && gd.layout.title.text;
-        if (title && spec.font_scale > 1 && gd._fullLayout && gd._fullLayout.width) {
-            const fit = Math.floor((gd._fullLayout.width - 24) / (0.55 * String(title).replace(/<[^>]*>/g, '').length));
-            layout['title.font.size'] = Math.max(spec.layout['font.size'], Math.min(spec.layout['title.font.size'], fit));
-        }
         for (const axis of axes(gd.layout)) {
             for (const [key, value] of Object.entries(spec.axis)) { layout[axis + '.' + key] = value; }
         }
+        // Annotations: their size scaled and their house colours swapped, from the server's values (a subplot
+        // title too long for its column is then wrapped by featurescopeFit).
         (gd.layout.annotations || []).forEach((a, k) => {
-            const o = annotations[k] || {};
-            let size = (o.size || base.layout['font.size']) * spec.font_scale;
-            if (spec.font_scale > 1 && a.yref === 'paper' && a.yanchor === 'bottom' && gd._fullLayout) {
-                // Subplot titles share their row: shrink each to its column's width, never below the body text.
-                const row = (gd.layout.annotations || []).filter(b => b.yref === 'paper' && b.y === a.y).length;
-                const text = String(a.text || '').replace(/<[^>]*>/g, '');
-                const fit = Math.floor(gd._fullLayout.width / Math.max(1, row) / (0.55 * Math.max(1, text.length)));
-                size = Math.max(spec.layout['font.size'], Math.min(size, fit));
+            const sizePath = 'annotations[' + k + '].font.size', colourPath = 'annotations[' + k + '].font.color';
+            const size = layers.below(gd, 'theme', sizePath), colour = layers.below(gd, 'theme', colourPath);
+            layout[sizePath] = (size || base.layout['font.size']) * spec.font_scale;
+            layers.remember(gd, 'theme', sizePath, layout[sizePath], size);
+            if (typeof colour === 'string') {
+                layout[colourPath] = recolour(colour);
+                layers.remember(gd, 'theme', colourPath, layout[colourPath], colour);
             }
-            layout['annotations[' + k + '].font.size'] = size;
-            if (typeof o.colour === 'string') { layout['annotations[' + k + '].font.color'] = recolour(o.colour); }
         });
         const originals = gd.data.map(t => Object.fromEntries(TRACE_PATHS.map(path => [path, serverValue(t, path)])));
         const restyle = {}, indices = [];
@@ -117,19 +103,37 @@ window.featurescopeTheme = window.featurescopeTheme || (function () {
         gd.data.forEach((t, k) => TRACE_PATHS.forEach(path => {
             if (originals[k][path] !== undefined) { rememberSet(t, path, originals[k][path]); }
         }));
+        return true;
+    }
+    // The theme first; once a drawing is in the theme, its text is fitted to the figure (featurescopeFit).
+    function restyle(gd) {
+        if (!apply(gd, state.name)) { window.featurescopeFit.fit(gd, themes[state.name].layout['font.size']); }
     }
     function applyAll() {
         document.querySelectorAll('.js-plotly-plot').forEach(gd => {
             if (!gd._featurescopeWatched && gd.on) {
                 gd._featurescopeWatched = true;  // a redraw by Dash brings the server's style back: restyle again
-                gd.on('plotly_afterplot', () => apply(gd, state.name));
+                gd.on('plotly_afterplot', () => restyle(gd));
+                // A figure follows its column's width (the projector's grid, a scrollbar that comes and goes).
+                let width = gd.parentElement.clientWidth;
+                new ResizeObserver(() => {
+                    const now = gd.parentElement.clientWidth;
+                    if (Math.abs(now - width) > 1 && gd._fullLayout && gd.checkVisibility()) {
+                        width = now;
+                        Promise.resolve(window.Plotly.Plots.resize(gd)).catch(() => null);
+                    }
+                }).observe(gd.parentElement);
             }
-            apply(gd, state.name);
+            restyle(gd);
         });
     }
     new MutationObserver(() => applyAll()).observe(document.body, {childList: true, subtree: true});
     return {themes: themes, state: state, apply: apply, applyAll: applyAll,
-            use: name => { state.name = themes[name] ? name : 'light'; applyAll(); return state.name; }};
+            use: name => {
+                state.name = themes[name] ? name : 'light';
+                applyAll();
+                return state.name;
+            }};
 })();
 """
 

@@ -97,7 +97,7 @@ def toolbar(_context: ViewContext) -> html.Div:
     """The image controls, in the page's toolbar beside the scatter's own, and the hover card's fixed layer."""
     return html.Div([
         controls.labelled("Images", dcc.Checklist(
-            id=MODE, value=[], inline=True, options=[{"label": " draw images at the points", "value": "on"}]),
+            id=MODE, value=[], inline=True, options=[{"label": " draw at the points", "value": "on"}]),
             f"the images themselves at their places (at most {MAX_IMAGES}, one per region when there are more)"),
         controls.labelled("Image size", dcc.Slider(
             id=SIZE, min=2, max=12, step=1, value=DEFAULT_SIZE_PERCENT, marks={2: "small", 12: "large"},

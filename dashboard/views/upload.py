@@ -25,6 +25,7 @@ from dashboard.views.panel import BackgroundPanel, Request
 
 NAME = "upload"
 TITLE = "Your own image: drop a PNG or JPEG"
+MENU = "Your image"  # its name in the toolbar's Views checklist
 OPENABLE = True
 OPEN_AT_START = True
 

@@ -102,3 +102,35 @@ def wait_for_detail(page, index: int, timeout: float = 60_000) -> str:
         arg=index, timeout=timeout,
     )
     return page.inner_text("#detail-title")
+
+
+# The share of the screen a view covers: its section's box inside the viewport, less what the tour's banner (which
+# stays at the top of the screen) hides.
+VIEW_COVERAGE = """
+(view) => {
+    const section = Array.from(document.querySelectorAll('.view-section')).find(element => {
+        try { return JSON.parse(element.id).name === view; } catch (error) { return false; }
+    });
+    if (!section || !section.checkVisibility()) { return 0; }
+    const banner = document.getElementById('tour-banner');
+    const top = banner && banner.checkVisibility() ? Math.max(0, banner.getBoundingClientRect().bottom) : 0;
+    const box = section.getBoundingClientRect(), width = window.innerWidth, height = window.innerHeight;
+    const w = Math.max(0, Math.min(box.right, width) - Math.max(box.left, 0));
+    const h = Math.max(0, Math.min(box.bottom, height) - Math.max(box.top, top));
+    return (w * h) / (width * height);
+}
+"""
+# The view has drawn: a figure in its section holds data, and none of its panels is still computing.
+VIEW_DRAWN = """
+(view) => {
+    const section = Array.from(document.querySelectorAll('.view-section')).find(element => {
+        try { return JSON.parse(element.id).name === view; } catch (error) { return false; }
+    });
+    if (!section) { return false; }
+    // _fullData: numpy arrays arrive base64-encoded in gd.data, decoded to typed arrays there.
+    const drawn = Array.from(section.querySelectorAll('.js-plotly-plot')).some(gd => (gd._fullData || []).some(
+        t => ['x', 'y', 'z'].some(k => t[k] && t[k].length)));
+    const running = Array.from(section.querySelectorAll('.progress-block')).some(b => b.checkVisibility());
+    return drawn && !running;
+}
+"""
