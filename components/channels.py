@@ -104,8 +104,10 @@ def channel_stats_figure(zero_share: np.ndarray, inactive_share: np.ndarray, fir
     note = NO_DEAD if not dead.any() else f"{int(dead.sum())} of {len(dead)} channels dead (never fire)"
     theme.base_layout(figure, f"{layer}: sparsity of each channel over {count:,} images", STATS_HEIGHT, note=note)
     figure.update_layout(clickmode="event", bargap=0.15, showlegend=True, meta={"orders": orders, "labels": SORT_KEYS},
-                         legend={"orientation": "h", "y": -0.16, "x": 0, "yanchor": "top"},
-                         margin={"l": 64, "b": 84})
+                         # Above the plot, not below: under the axis title a legend in rows runs into it once the
+                         # projector's larger text makes both taller (the page's text fit grows the top margin).
+                         legend={"orientation": "h", "yref": "paper", "y": 1.0, "x": 0, "yanchor": "bottom"},
+                         margin={"l": 64, "b": 56})
     category_order = [names[c] for c in orders[order]]
     figure.update_xaxes(type="category", categoryorder="array", categoryarray=category_order, showgrid=False)
     figure.update_xaxes(title={"text": f"channel (sorted by {SORT_KEYS[order]})" if order != "channel" else "channel"},

@@ -45,7 +45,10 @@ RESULTS_KEPT = 2_048  # and at most this many (many tiny results cost bookkeepin
 QUIET_S = 5.0  # background work waits this long after the last user request
 REQUESTS_KEPT = 4_096  # (name, params) of the latest keys asked for: small dicts, bounded all the same
 BACKGROUND = ("background", "precompute")  # the holder of background work: every user request comes first
-LONG_PER_SESSION = 3  # long jobs one session may hold at once; a new one releases its oldest
+# Long jobs one session may hold at once; a new one releases its oldest. Above the long panels one page shows (six
+# with every view open: a maximization, the smallest epsilon, the robustness curve, channel statistics, the dead
+# channels' table, the evolution's embeddings), so a shared link that opens them all draws them all.
+LONG_PER_SESSION = 8
 SESSION_TTL_S = 60.0  # a session that asked nothing for this long (its page closed) has its jobs released
 JANITOR_S = 5.0  # how often forgotten sessions are looked for
 

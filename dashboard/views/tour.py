@@ -34,8 +34,9 @@ NEXT = "tour-next"
 STEP_VIEWS = "tour-step-views"  # the view of every step, in order (read by FOLLOW_VIEW in the browser)
 LAYER_KEYS = ("layer", "evolution.layer", "inversion.layer", "channels.layer", "weights.layer")
 SAMPLE = 7  # one image followed through the steps: a clear 7 the model reads at 100%
-# Occlusion's box for the digits: the default 8 px box covers too little of #7 to matter (p(7) drops by 0.17 at
-# most); a 12 px box drops it by 0.70 where the stroke is. SmoothGrad averages 64 noisy copies (its map then varies
+# Occlusion's box for the digits: the default 8 px grey box covers too little of #7 to matter (p(7) drops by 0.04
+# at most on the built-in model with 5x5 first-layer filters, 0.17 with a 12 px box); a 16 px box drops it by 0.96
+# where the stroke is (measured; tests/test_tour_claims.py measures it again). SmoothGrad averages 64 noisy copies (its map then varies
 # from pixel to pixel 0.78 times as much as the plain gradient's; 0.82 with the default 32).
 # Step 8's attack, chosen by measurement on the built-in model (tests/test_tour_claims.py measures it again): image
 # #292, a 0 read at 100%, pushed by 20-step PGD within 16/255 towards a 5 becomes a 5 at 98%; image #7 does not flip
@@ -76,7 +77,7 @@ STEPS = (
     Step("Occlusion",
          "Perturbation-based attribution: slide a grey box over the image and record the probability of the correct "
          "class with the box centred at each pixel. Where it drops, the model was looking.",
-         "attribution", {"views": "attribution", "sample": SAMPLE, "methods": "occlusion", "occlusion.box": 12}),
+         "attribution", {"views": "attribution", "sample": SAMPLE, "methods": "occlusion", "occlusion.box": 16}),
     Step("Gradients and SmoothGrad",
          "Gradient-based attribution: the derivative of the class probability with respect to the input pixels. "
          "Which parts of the input is the class sensitive to? SmoothGrad removes noise by adding noise "

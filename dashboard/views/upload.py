@@ -46,13 +46,15 @@ ACCEPTED_TYPES = "image/png,image/jpeg,.png,.jpg,.jpeg"
 MAX_REQUEST_BYTES = uploads.MAX_UPLOAD_BYTES * 4 // 3 + 1024**2
 
 # Runs once per page: looks at every file dropped or chosen before dcc.Upload reads it. dcc.Upload (max_size,
-# accept) refuses the same files without reading them, but says nothing; this says which file and why.
+# accept) refuses the same files without reading them, but says nothing; this says which file and why. The listeners
+# sit on the document (capturing, so they run before dcc.Upload's own): the drop zone may not be in the page yet
+# when this runs, and a view closed and opened again is a new zone.
 GUARD_DROP = """
 function(id) {
-    const zone = document.getElementById(id);
-    if (!zone || zone.dataset.guarded) { return window.dash_clientside.no_update; }
-    zone.dataset.guarded = '1';
+    if (window.featurescopeUploadGuard) { return 1; }
+    window.featurescopeUploadGuard = true;
     const limit = %(limit)d;
+    const inZone = target => Boolean(target && target.closest && target.closest('#' + id));
     const inspect = files => {
         for (const file of Array.from(files || [])) {
             const type = (file.type || '').toLowerCase();
@@ -68,9 +70,13 @@ function(id) {
             }
         }
     };
-    zone.addEventListener('drop', event => inspect(event.dataTransfer && event.dataTransfer.files), true);
-    zone.addEventListener('change', event => inspect(event.target && event.target.files), true);
-    return window.dash_clientside.no_update;
+    document.addEventListener('drop', event => {
+        if (inZone(event.target)) { inspect(event.dataTransfer && event.dataTransfer.files); }
+    }, true);
+    document.addEventListener('change', event => {
+        if (inZone(event.target)) { inspect(event.target.files); }
+    }, true);
+    return 1;
 }
 """ % {"limit": uploads.MAX_UPLOAD_BYTES, "refused": REFUSED}
 
