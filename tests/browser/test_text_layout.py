@@ -28,7 +28,7 @@ def _use_theme(page, projector: bool, dark: bool) -> None:
     for switch, wanted in (("#theme-projector", projector), ("#theme-dark", dark)):
         box = page.locator(f"{switch} input")
         if box.is_checked() != wanted:
-            box.click()
+            box.click(timeout=WAIT)  # the page may be busy drawing every view
     page.wait_for_function(
         "([projector, dark]) => document.documentElement.dataset.projector === (projector ? 'on' : 'off')"
         " && document.documentElement.dataset.theme === (dark ? 'dark' : 'light')", arg=[projector, dark])

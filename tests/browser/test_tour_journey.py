@@ -88,7 +88,10 @@ def test_each_step_from_its_bare_link_shows_its_view_on_a_1280x720_screen(browse
         page.wait_for_function("(i) => { const el = document.querySelector('#detail-title');"
                                " return !!el && el.innerText.includes('#' + i + ' '); }",
                                arg=step.query["sample"], timeout=WAIT)
-        assert f"sample={step.query['sample']}" in page.url  # the address bar holds the whole step
+        # The address bar holds the whole step (written after the step is set up: wait for it on a busy machine).
+        page.wait_for_function("(sample) => window.location.search.includes(sample)",
+                               arg=f"sample={step.query['sample']}", timeout=WAIT)
+        assert f"sample={step.query['sample']}" in page.url
         if step.view == "adversarial":
             page.wait_for_function("() => (document.querySelector('#adversarial-summary') || {}).innerText"
                                    " && document.querySelector('#adversarial-summary').innerText.includes('turns')",

@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.browser.helpers import click_scatter_point, wait_for_scatter
 
-WAIT = 120_000
+WAIT = 600_000  # a random resnet18 on a folder, on a busy 2-core machine
 
 IMAGES_LOADED = """(selector) => { const images = [...document.querySelectorAll(selector)];
     return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0); }"""
