@@ -176,8 +176,9 @@ class ComputeService:
 
     @classmethod
     def start(cls, source: Source, address: str | None = None, processes: bool = True,
-              threads_per_worker: int = 8, **options) -> "ComputeService":
-        """Connect to the cluster at ``address``, or start a local one: one worker process, ``spawn``-ed.
+              threads_per_worker: int = 8, workers: int = 1, **options) -> "ComputeService":
+        """Connect to the cluster at ``address``, or start a local one: ``workers`` worker processes, ``spawn``-ed
+        (an image folder's features are then extracted by all of them, ``compute/jobs/extraction.py``).
 
         ``processes=False`` runs the worker as threads of this process (tests of callbacks only: the server must
         then hold models, which the real app never does). ``options`` go to the service (``long_slots``, ...).
@@ -198,7 +199,7 @@ class ComputeService:
             return cls(Client(address, timeout="20s"), source, **options)
         # Threads: the interactive jobs of a class at once, plus the long ones admitted (they step aside for the
         # interactive ones at every step, in the compute process).
-        cluster = LocalCluster(n_workers=1, threads_per_worker=threads_per_worker, processes=processes,
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
                                host="127.0.0.1",
                                # Dask's scheduler always serves HTTP (health, metrics): a free local port, not 8787.
                                dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)

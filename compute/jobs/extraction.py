@@ -1,0 +1,54 @@
+"""A layer's features over an image folder extracted by every worker of the cluster (``compute.shards``), for the
+jobs that need them: the job that first asks runs the shards from its worker, then reads the store as usual."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compute import shards
+from compute.cache import get_cache
+from compute.data import FolderImages
+from compute.extraction import features_directory
+from compute.jobs.workspace import Workspace, workspace
+from compute.progress import Progress
+from compute.specs.source import Source
+
+
+@dataclass(frozen=True)
+class WorkspaceModel:
+    """The loader a shard task gets: the model of ``source`` in the worker that runs it, loaded there once."""
+
+    source: Source
+
+    def __call__(self):
+        return workspace(self.source).extraction_model()
+
+
+def cluster_workers() -> int:
+    """Workers of the Dask cluster this job runs in (0 outside a worker: a notebook, a test)."""
+    try:
+        from distributed import get_client, get_worker
+
+        get_worker()
+        return len(get_client().scheduler_info().get("workers", {}))
+    except (ImportError, ValueError):
+        return 0
+
+
+def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress: Progress) -> bool:
+    """Fill the features store of ``layer`` (``mode`` pooled or flat) across the cluster's workers when there are
+    several and the data is an image folder not yet reduced; True when it did. The one-process pass reads the
+    store as its own (:func:`compute.extraction.stream_features`), so nothing after this changes."""
+    from compute import embedding
+
+    dataset = space.dataset
+    if not isinstance(dataset.images, FolderImages) or cluster_workers() < 2:
+        return False
+    if embedding.layer_reduction.key(model, dataset, layer, mode) in get_cache():
+        return False  # the reduced features are cached: the store is not read again
+    from distributed import worker_client
+
+    with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
+        shards.extract_sharded(client, WorkspaceModel(space.source), dataset.images, layer,
+                               features_directory(model, dataset, layer, mode), pooled=mode == "pooled",
+                               decode_workers=None, progress=progress)
+    return True
