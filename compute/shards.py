@@ -34,7 +34,7 @@ from compute.extraction import CPU_BATCH, GPU_BATCH, read_record, write_record, 
 from compute.extraction import decode_workers as decoding_workers
 from compute.progress import Progress
 
-SHARD_SIZE = 2048  # images per shard: what a dead worker costs, and enough to amortise starting its decoders
+SHARD_SIZE = 2048  # images per shard at most: what a dead worker costs, and enough to amortise starting its decoders
 ATTEMPTS = 3  # a shard whose worker died this many times is a failure, not bad luck
 # One shard at a time per process: the device runs one batch at a time anyway, and a layer's forward pass hooks
 # the model (concurrent passes on one model would mix their hooks).
@@ -76,6 +76,13 @@ def shard_path(directory: Path, index: int) -> Path:
 
 def shard_done(directory: Path, index: int) -> bool:
     return shard_path(directory, index).with_suffix(".json").is_file()
+
+
+def shard_size_for(count: int, workers: int) -> int:
+    """Images per shard: at least four shards per worker (a small folder still keeps every worker busy), in whole
+    CPU batches, at most :data:`SHARD_SIZE`."""
+    per_shard = -(-count // (4 * max(1, workers)))
+    return min(SHARD_SIZE, max(CPU_BATCH, -(-per_shard // CPU_BATCH) * CPU_BATCH))
 
 
 def plan(images: FolderImages, shard_size: int = SHARD_SIZE) -> list[Shard]:
@@ -147,10 +154,11 @@ def _worker_died(error: BaseException) -> bool:
 
 
 def extract_sharded(client, loader, images: FolderImages, layer: str, directory: str | os.PathLike,
-                    pooled: bool = True, shard_size: int = SHARD_SIZE, batch_size: int | None = None,
+                    pooled: bool = True, shard_size: int | None = None, batch_size: int | None = None,
                     decode_workers: int | None = 0, progress: Progress | None = None) -> tuple[np.ndarray, ShardedRun]:
     """Features (N, D) float32 of ``layer`` over ``images``, pooled to channel means (``pooled``) or flattened, as
-    a read-only memory map of ``directory/features.npy``, extracted by every worker of ``client``'s cluster.
+    a read-only memory map of ``directory/features.npy``, extracted by every worker of ``client``'s cluster in
+    shards of ``shard_size`` images (default :func:`shard_size_for`).
 
     loader: a picklable callable, hashable by value, that returns the model on the worker's device. Resumable:
     done shards are kept, and a finished store is read, not computed. ``progress`` may raise to stop: the shards
@@ -167,13 +175,14 @@ def extract_sharded(client, loader, images: FolderImages, layer: str, directory:
     if (directory / "features.npy").is_file() and all(record.get(k) == v for k, v in identity.items()) \
             and record.get("done") == count:
         return np.load(directory / "features.npy", mmap_mode="r"), run
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    shard_size = shard_size or shard_size_for(count, workers)
     shards = plan(images, shard_size)
     paths_digest = hashlib.blake2b("\n".join(s for shard in shards for s in shard.paths).encode(),
                                    digest_size=12).hexdigest()
     _prepare(directory, {**identity, "shard_size": shard_size, "paths": paths_digest})
     pending = [shard for shard in shards if not shard_done(directory, shard.index)]
     run.skipped = len(shards) - len(pending)
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
     attempts = {shard.index: 0 for shard in pending}
     done_images = sum(len(shard.paths) for shard in shards) - sum(len(shard.paths) for shard in pending)
 

@@ -202,3 +202,43 @@ def test_a_file_broken_after_loading_is_a_blank_row_listed_as_the_one_process_pa
     with pytest.warns(UserWarning, match="1 unreadable image"):
         extraction.stream_features(small_cnn(), dataset.images, LAYER, tmp_path / "f")
     assert dataset.images.unreadable == ["b/050.jpg"]
+
+
+def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(folder, tmp_path):
+    """The app's path: ``--workers 2`` starts two compute processes; the scatter's job runs the shards from its
+    worker on both, and the store it reads holds the one-process pass's features."""
+    from compute.jobs.workspace import workspace
+    from compute.specs.source import Source
+    from dashboard.service import ComputeService
+
+    source = Source(model="resnet18", weights="random", data=str(folder), image_size=SIZE)
+    service = ComputeService.start(source, workers=2, threads_per_worker=2)
+    try:
+        result = service.run("explore.scatter", {"layer": "layer2", "method": "pca"}, timeout=600)
+        loads = service.client.run(lambda: shards.loaded_model.cache_info().misses)
+    finally:
+        service.close(quietly=True)
+    assert sorted(loads.values()) == [1, 1]  # each worker loaded the model for its shards once
+    mode = result["mode"]
+    assert result["coords"].shape == (200, 2) and mode in ("pooled", "flat")
+    here = workspace(source)  # the same model and data in this process, as a notebook would have them
+    model, dataset = here.model(), here.dataset
+    store = np.load(extraction.features_directory(model, dataset, "layer2", mode) / "features.npy")
+    alone = extraction.stream_features(model, dataset.images, "layer2", tmp_path / "alone", pooled=mode == "pooled",
+                                       workers=0)
+    np.testing.assert_allclose(store, np.asarray(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_the_command_line_starts_a_local_cluster_of_n_workers_and_refuses_nonsense(capsys, monkeypatch):
+    from dashboard.__main__ import CLUSTER_ENV, parse_args
+
+    monkeypatch.delenv(CLUSTER_ENV, raising=False)
+    assert parse_args([]).workers == 1 and parse_args(["--workers", "3"]).workers == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    assert "--workers" in capsys.readouterr().out
+    for args, expected in ((["--workers", "0"], "--workers 0 is not a number of processes"),
+                           (["--workers", "2", "--cluster", "tcp://10.0.0.1:8786"], "--cluster uses a running one")):
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(args)
+        assert stopped.value.code == 2 and expected in capsys.readouterr().err

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compute import shards
-from compute.cache import get_cache
+from compute.cache import fingerprint, get_cache
 from compute.data import FolderImages
+from compute.errors import ModelError
 from compute.extraction import features_directory
 from compute.jobs.workspace import Workspace, workspace
 from compute.progress import Progress
@@ -15,12 +16,21 @@ from compute.specs.source import Source
 
 @dataclass(frozen=True)
 class WorkspaceModel:
-    """The loader a shard task gets: the model of ``source`` in the worker that runs it, loaded there once."""
+    """The loader a shard task gets: the model of ``source`` in the worker that runs it, loaded there once, with
+    the weights (``fingerprint``) of the model the job that asked holds."""
 
     source: Source
+    fingerprint: str
 
     def __call__(self):
-        return workspace(self.source).extraction_model()
+        model = workspace(self.source).extraction_model()
+        # A model built by a function of the user's may draw its weights at random: every worker must extract
+        # with the very weights the features are stored under, or the rows of two workers would not fit together.
+        if fingerprint(model) != self.fingerprint:
+            raise ModelError(f"model {self.source.model} loads with other weights in each compute process (drawn "
+                             "at random?): seed its initialisation or give --checkpoint, so that every worker of "
+                             "the cluster extracts with the same weights")
+        return model
 
 
 def cluster_workers() -> int:
@@ -48,7 +58,7 @@ def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress:
     from distributed import worker_client
 
     with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
-        shards.extract_sharded(client, WorkspaceModel(space.source), dataset.images, layer,
+        shards.extract_sharded(client, WorkspaceModel(space.source, fingerprint(model)), dataset.images, layer,
                                features_directory(model, dataset, layer, mode), pooled=mode == "pooled",
                                decode_workers=None, progress=progress)
     return True
