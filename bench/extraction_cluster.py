@@ -46,8 +46,9 @@ def make_folder(root: Path, count: int) -> Path:
     return root
 
 
-def cluster_pass(dataset, warmup, workers: int, directory: Path) -> tuple[float, np.ndarray]:
-    """Seconds of the sharded extraction on a local cluster of ``workers`` processes, and its features."""
+def cluster_pass(dataset, warmup, workers: int, directory: Path) -> tuple[float, float, np.ndarray]:
+    """(wall seconds, CPU seconds of all workers, features) of the sharded extraction on a local cluster of
+    ``workers`` processes."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -64,12 +65,14 @@ def cluster_pass(dataset, warmup, workers: int, directory: Path) -> tuple[float,
         # Every worker loads the model (and warms its kernels) on a shard of its own before the clock starts.
         shards.extract_sharded(client, RandomResnet18(), warmup.images, LAYER, directory / "warmup",
                                shard_size=16, decode_workers=0)
+        cpu_before = sum(client.run(time.process_time).values())
         start = time.perf_counter()
         features, run = shards.extract_sharded(client, RandomResnet18(), dataset.images, LAYER, directory / "run",
                                                shard_size=SHARD, decode_workers=0)
         seconds = time.perf_counter() - start
+        cpu = sum(client.run(time.process_time).values()) - cpu_before
         assert run.processed == -(-len(dataset) // SHARD)
-    return seconds, np.asarray(features)
+    return seconds, cpu, np.asarray(features)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,26 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         warmup = data.load_folder(make_folder(root / "warmup", 128), size=SIZE, resize=SIZE)
         model = RandomResnet18()()
         extraction.stream_features(model, warmup.images, LAYER, root / "alone-warmup", workers=0)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         alone = np.asarray(extraction.stream_features(model, dataset.images, LAYER, root / "alone", workers=0))
-        baseline = time.perf_counter() - start
-        rows = [("one process (today's pass)", 1, baseline)]
+        baseline, baseline_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        rows = [("one process (today's pass)", 1, baseline, baseline_cpu)]
         for workers in (1, 2):
-            seconds, features = cluster_pass(dataset, warmup, workers, root / f"cluster{workers}")
+            seconds, cpu, features = cluster_pass(dataset, warmup, workers, root / f"cluster{workers}")
             np.testing.assert_allclose(features, alone, rtol=1e-4, atol=1e-5)
-            rows.append((f"cluster of {workers} worker{'s' if workers > 1 else ''}", workers, seconds))
+            rows.append((f"cluster of {workers} worker{'s' if workers > 1 else ''}", workers, seconds, cpu))
     print(f"load at the start {start_load}")
     print(f"{args.images:,} JPEGs of {SIZE}x{SIZE}, resnet18 (random weights) to {LAYER}, CPU, one thread per "
           f"process; load {open('/proc/loadavg').read().split()[:3]} on {os.cpu_count()} cores")
-    print(f"{'pass':32s} {'seconds':>8s} {'images/s':>9s} {'per worker':>11s} {'vs one process':>15s}")
-    for name, workers, seconds in rows:
+    print(f"{'pass':28s} {'wall s':>7s} {'images/s':>9s} {'per worker':>11s} {'vs one process':>15s} "
+          f"{'CPU ms/image':>13s} {'vs one process':>15s}")
+    for name, workers, seconds, cpu in rows:
         rate = args.images / seconds
-        print(f"{name:32s} {seconds:8.2f} {rate:9.1f} {rate / workers:11.1f} {baseline / seconds:14.2f}x")
+        print(f"{name:28s} {seconds:7.2f} {rate:9.1f} {rate / workers:11.1f} {baseline / seconds:14.2f}x "
+              f"{1000 * cpu / args.images:13.2f} {baseline_cpu / cpu:14.2f}x")
     two_vs_one = rows[1][2] / rows[2][2]
     print(f"two workers vs one: {two_vs_one:.2f}x the images/s (features equal to the one-process pass)")
-    # A cluster's workers each have their own device: the one-worker row is the rate each of them keeps (on this
-    # shared machine two workers also share its cores, which the two-worker row measures).
-    per_worker = args.images / rows[1][2]
+    # The wall clock of a machine shared with others says how much of its cores this run got; the CPU time per
+    # image is the work itself: a worker with a core of its own extracts 1 / (CPU s per image) images/s.
+    per_worker = args.images / rows[2][3]  # images per CPU-second, summed over both workers
+    print(f"per worker with a core of its own (two-worker run's CPU time): {per_worker:.0f} images/s")
     for workers in (1, 8, 64):
         print(f"a million images on {workers} workers of {per_worker:.0f} images/s each: "
               f"{1e6 / (per_worker * workers) / 3600:.2f} h")

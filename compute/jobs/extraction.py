@@ -2,9 +2,12 @@
 jobs that need them: the job that first asks runs the shards from its worker, then reads the store as usual."""
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 from compute import shards
+from compute import cache
 from compute.cache import fingerprint, get_cache
 from compute.data import FolderImages
 from compute.errors import ModelError
@@ -12,6 +15,14 @@ from compute.extraction import features_directory
 from compute.jobs.workspace import Workspace, workspace
 from compute.progress import Progress
 from compute.specs.source import Source
+
+
+_locks: "weakref.WeakValueDictionary[str, threading.Lock]" = weakref.WeakValueDictionary()
+_locks_guard = threading.Lock()
+
+
+def waiting_for_another():
+    return cache.waiting_for_another()  # read when called: the jobs table sets it after this module is imported
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,22 @@ def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress:
     dataset = space.dataset
     if not isinstance(dataset.images, FolderImages) or cluster_workers() < 2:
         return False
-    if embedding.layer_reduction.key(model, dataset, layer, mode) in get_cache():
-        return False  # the reduced features are cached: the store is not read again
-    from distributed import worker_client
+    directory = features_directory(model, dataset, layer, mode)
+    with _locks_guard:
+        lock = _locks.setdefault(str(directory), threading.Lock())
+    # Two jobs of this process asking for a new layer at once (the scatter and the neighbours): one extracts, the
+    # other waits for it (not counting as running meanwhile) and then finds the store complete.
+    if not lock.acquire(blocking=False):
+        with waiting_for_another():
+            lock.acquire()
+    try:
+        if embedding.layer_reduction.key(model, dataset, layer, mode) in get_cache():
+            return False  # the reduced features are cached: the store is not read again
+        from distributed import worker_client
 
-    with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
-        shards.extract_sharded(client, WorkspaceModel(space.source, fingerprint(model)), dataset.images, layer,
-                               features_directory(model, dataset, layer, mode), pooled=mode == "pooled",
-                               decode_workers=None, progress=progress)
-    return True
+        with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
+            shards.extract_sharded(client, WorkspaceModel(space.source, fingerprint(model)), dataset.images, layer,
+                                   directory, pooled=mode == "pooled", decode_workers=None, progress=progress)
+        return True
+    finally:
+        lock.release()
