@@ -209,6 +209,7 @@ def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(
     worker on both, and the store it reads holds the one-process pass's features."""
     from compute.jobs.workspace import workspace
     from compute.specs.source import Source
+    from compute.worker import PROGRESS_TOPIC
     from dashboard.service import ComputeService
 
     source = Source(model="resnet18", weights="random", data=str(folder), image_size=SIZE)
@@ -216,9 +217,12 @@ def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(
     try:
         result = service.run("explore.scatter", {"layer": "layer2", "method": "pca"}, timeout=600)
         loads = service.client.run(lambda: shards.loaded_model.cache_info().misses)
+        # What the page's bar said on the way (the progress channel's events, as the scheduler keeps them).
+        texts = [message.get("text", "") for _time, message in service.client.get_events(PROGRESS_TOPIC)]
     finally:
         service.close(quietly=True)
     assert sorted(loads.values()) == [1, 1]  # each worker loaded the model for its shards once
+    assert any(text.startswith("features of layer2: ") and "images on 2 workers" in text for text in texts), texts
     mode = result["mode"]
     assert result["coords"].shape == (200, 2) and mode in ("pooled", "flat")
     here = workspace(source)  # the same model and data in this process, as a notebook would have them
