@@ -36,6 +36,7 @@ from compute.progress import Progress
 
 SHARD_SIZE = 2048  # images per shard at most: what a dead worker costs, and enough to amortise starting its decoders
 ATTEMPTS = 3  # a shard whose worker died this many times is a failure, not bad luck
+REPORT_EVERY_S = 1.0  # progress (and so a chance to hear of a cancel) at least this often while shards run
 # One shard at a time per process: the device runs one batch at a time anyway, and a layer's forward pass hooks
 # the model (concurrent passes on one model would mix their hooks).
 _one_shard_at_a_time = threading.Lock()
@@ -164,7 +165,7 @@ def extract_sharded(client, loader, images: FolderImages, layer: str, directory:
     done shards are kept, and a finished store is read, not computed. ``progress`` may raise to stop: the shards
     in flight are cancelled, the done ones kept.
     """
-    from distributed import as_completed
+    from distributed import wait
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -195,30 +196,39 @@ def extract_sharded(client, loader, images: FolderImages, layer: str, directory:
         shard_of[future.key] = shard
         return future
 
+    def report() -> None:
+        if progress:  # also while no shard ends: a cancelled job hears of it within a second, not a shard
+            progress(done_images / count, f"features of {layer}: {run.skipped + run.processed}/{len(shards)} "
+                                          f"shards, {done_images:,}/{count:,} images on {workers} workers")
+
     # Two shards in flight per worker: each has the next one at hand, and a cancel or a death loses little.
     queue = list(pending)
-    running = as_completed([submit(queue.pop(0)) for _ in range(min(len(queue), 2 * workers))])
+    in_flight = {submit(queue.pop(0)) for _ in range(min(len(queue), 2 * workers))}
     try:
-        for future in running:
-            shard = shard_of.pop(future.key)
-            # The status, not the result: a result is fetched from the worker that holds it, which may be the
-            # one that just died (and the rows are on disk anyway).
-            if future.status != "finished":
-                error = future.exception() if future.status == "error" else None
-                if (error is not None and not _worker_died(error)) or attempts[shard.index] >= ATTEMPTS:
-                    raise error or RuntimeError(f"shard {shard.index} was lost {ATTEMPTS} times")
-                run.retried += 1
-                running.add(submit(shard))
+        while in_flight:
+            try:
+                ended, in_flight = wait(in_flight, timeout=REPORT_EVERY_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                report()
                 continue
-            run.processed += 1
-            done_images += len(shard.paths)
-            if queue:
-                running.add(submit(queue.pop(0)))
-            if progress:
-                progress(done_images / count, f"features of {layer}: {run.skipped + run.processed}/{len(shards)} "
-                                              f"shards, {done_images:,}/{count:,} images on {workers} workers")
+            for future in ended:
+                shard = shard_of.pop(future.key)
+                # The status, not the result: a result is fetched from the worker that holds it, which may be the
+                # one that just died (and the rows are on disk anyway).
+                if future.status != "finished":
+                    error = future.exception() if future.status == "error" else None
+                    if (error is not None and not _worker_died(error)) or attempts[shard.index] >= ATTEMPTS:
+                        raise error or RuntimeError(f"shard {shard.index} was lost {ATTEMPTS} times")
+                    run.retried += 1
+                    in_flight.add(submit(shard))
+                    continue
+                run.processed += 1
+                done_images += len(shard.paths)
+                if queue:
+                    in_flight.add(submit(queue.pop(0)))
+                report()
     finally:
-        client.cancel(list(running.futures))
+        client.cancel(list(in_flight))
     _gather(directory, shards, images, record={**identity, "done": count})
     return np.load(directory / "features.npy", mmap_mode="r"), run
 

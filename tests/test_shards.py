@@ -154,6 +154,19 @@ def test_a_stopped_run_resumes_with_the_shards_it_had_not_done(folder, cluster, 
     np.testing.assert_allclose(np.asarray(resumed), one_process(dataset, tmp_path / "alone"), rtol=1e-5, atol=1e-6)
 
 
+def test_a_run_hears_of_a_cancel_while_its_shards_run(folder, cluster, tmp_path):
+    """Progress comes at least every second, also before any shard ended, so a cancelled job stops then."""
+    texts = []
+
+    def cancel_at_once(fraction, text):
+        texts.append(text)
+        raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):  # a shard lasts at least 1.5 s: three batches of 0.5 s each
+        sharded(cluster, loaded(folder), tmp_path / "c", loader=SmallCnn(seconds=0.5), progress=cancel_at_once)
+    assert texts == [f"features of {LAYER}: 0/9 shards, 0/200 images on 2 workers"]
+
+
 def test_a_worker_killed_in_the_middle_of_a_shard_costs_only_that_shard(folder, cluster, tmp_path):
     dataset = loaded(folder)
     directory = tmp_path / "k"
