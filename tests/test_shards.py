@@ -232,9 +232,11 @@ def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(
         loads = service.client.run(lambda: shards.loaded_model.cache_info().misses)
         # What the page's bar said on the way (the progress channel's events, as the scheduler keeps them).
         texts = [message.get("text", "") for _time, message in service.client.get_events(PROGRESS_TOPIC)]
+        facts = list(service.worker_facts().values())
     finally:
         service.close(quietly=True)
     assert sorted(loads.values()) == [1, 1]  # each worker loaded the model for its shards once
+    assert [fact["threads"] for fact in facts] == [max(1, os.cpu_count() // 2)] * 2  # the cores shared out
     assert any(text.startswith("features of layer2: ") and "images on 2 workers" in text for text in texts), texts
     mode = result["mode"]
     assert result["coords"].shape == (200, 2) and mode in ("pooled", "flat")
