@@ -261,3 +261,19 @@ def test_the_command_line_starts_a_local_cluster_of_n_workers_and_refuses_nonsen
         with pytest.raises(SystemExit) as stopped:
             parse_args(args)
         assert stopped.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_each_worker_extracts_with_the_weights_of_the_job_or_refuses(folder):
+    """The app's loader: a worker's own instance of the workspace's model, with the same weights; other weights
+    (a user's model drawn at random in each process) are refused, and the job then extracts on one worker."""
+    from compute.cache import fingerprint
+    from compute.jobs.extraction import WeightsDiffer, WorkspaceModel
+    from compute.jobs.workspace import workspace
+    from compute.specs.source import Source
+
+    source = Source(model="resnet18", weights="random", data=str(folder), image_size=SIZE)
+    jobs_model = workspace(source).model()
+    shards_model = WorkspaceModel(source, fingerprint(jobs_model))()
+    assert shards_model is not jobs_model and fingerprint(shards_model) == fingerprint(jobs_model)
+    with pytest.raises(WeightsDiffer, match="seed its initialisation or give --checkpoint"):
+        WorkspaceModel(source, "model:other weights")()

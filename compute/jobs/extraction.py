@@ -2,12 +2,12 @@
 jobs that need them: the job that first asks runs the shards from its worker, then reads the store as usual."""
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from dataclasses import dataclass
 
-from compute import shards
-from compute import cache
+from compute import cache, shards
 from compute.cache import fingerprint, get_cache
 from compute.data import FolderImages
 from compute.errors import ModelError
@@ -17,6 +17,7 @@ from compute.progress import Progress
 from compute.specs.source import Source
 
 
+log = logging.getLogger("featurescope.jobs")
 _locks: "weakref.WeakValueDictionary[str, threading.Lock]" = weakref.WeakValueDictionary()
 _locks_guard = threading.Lock()
 
@@ -25,22 +26,27 @@ def waiting_for_another():
     return cache.waiting_for_another()  # read when called: the jobs table sets it after this module is imported
 
 
+class WeightsDiffer(ModelError):
+    """A worker loads the model with other weights than the job's (a user's model drawn at random per process)."""
+
+
 @dataclass(frozen=True)
 class WorkspaceModel:
-    """The loader a shard task gets: the model of ``source`` in the worker that runs it, loaded there once, with
-    the weights (``fingerprint``) of the model the job that asked holds."""
+    """The loader a shard task gets: the model of ``source`` (at ``epoch``) in the worker that runs it, loaded
+    there once, with the weights (``fingerprint``) of the model the job that asked holds."""
 
     source: Source
     fingerprint: str
+    epoch: int | None = None
 
     def __call__(self):
-        model = workspace(self.source).extraction_model()
+        model = workspace(self.source).extraction_model(self.epoch)
         # A model built by a function of the user's may draw its weights at random: every worker must extract
         # with the very weights the features are stored under, or the rows of two workers would not fit together.
         if fingerprint(model) != self.fingerprint:
-            raise ModelError(f"model {self.source.model} loads with other weights in each compute process (drawn "
-                             "at random?): seed its initialisation or give --checkpoint, so that every worker of "
-                             "the cluster extracts with the same weights")
+            raise WeightsDiffer(f"model {self.source.model} loads with other weights in each compute process (drawn "
+                                "at random?): seed its initialisation or give --checkpoint, so that every worker "
+                                "of the cluster extracts with the same weights")
         return model
 
 
@@ -55,10 +61,12 @@ def cluster_workers() -> int:
         return 0
 
 
-def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress: Progress) -> bool:
-    """Fill the features store of ``layer`` (``mode`` pooled or flat) across the cluster's workers when there are
-    several and the data is an image folder not yet reduced; True when it did. The one-process pass reads the
-    store as its own (:func:`compute.extraction.stream_features`), so nothing after this changes."""
+def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress: Progress,
+                       epoch: int | None = None) -> bool:
+    """Fill the features store of ``layer`` (``mode`` pooled or flat) of ``model`` (the workspace's, at ``epoch``)
+    across the cluster's workers when there are several and the data is an image folder not yet reduced; True when
+    it did. The one-process pass reads the store as its own (:func:`compute.extraction.stream_features`), so
+    nothing after this changes; it also extracts, on this worker alone, when the workers' weights differ."""
     from compute import embedding
 
     dataset = space.dataset
@@ -77,9 +85,14 @@ def extract_on_cluster(space: Workspace, model, layer: str, mode: str, progress:
             return False  # the reduced features are cached: the store is not read again
         from distributed import worker_client
 
-        with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
-            shards.extract_sharded(client, WorkspaceModel(space.source, fingerprint(model)), dataset.images, layer,
-                                   directory, pooled=mode == "pooled", decode_workers=None, progress=progress)
+        loader = WorkspaceModel(space.source, fingerprint(model), epoch)
+        try:
+            with worker_client() as client:  # this job's thread leaves the worker's pool while the shards run
+                shards.extract_sharded(client, loader, dataset.images, layer, directory, pooled=mode == "pooled",
+                                       decode_workers=None, progress=progress)
+        except WeightsDiffer as error:
+            log.warning("%s; the features are extracted by one worker", error)
+            return False
         return True
     finally:
         lock.release()

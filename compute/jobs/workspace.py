@@ -103,10 +103,10 @@ class Workspace:
         """The model (trained on first use for the built-in one), one instance per epoch and lane, in eval mode."""
         return self._lane_model(epoch, lambda: self._load(epoch, progress), progress)
 
-    def extraction_model(self) -> torch.nn.Module:
-        """An instance of the model of its own for the shards of a cluster extraction (``compute.shards``): they
-        run beside this process's jobs, whose hooks and locks never meet it."""
-        return self._lane_model("extraction", lambda: self._load(None, None))
+    def extraction_model(self, epoch: int | None = None) -> torch.nn.Module:
+        """An instance of the model (at ``epoch``) of its own for the shards of a cluster extraction
+        (``compute.shards``): they run beside this process's jobs, whose hooks and locks never meet it."""
+        return self._lane_model(("extraction", epoch), lambda: self._load(epoch, None))
 
     def will_train(self) -> bool:
         """True until the built-in model has its checkpoints: its first use trains it, most of that job's time."""
