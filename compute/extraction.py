@@ -119,14 +119,15 @@ def tensor_batches(images, start: int, batch_size: int) -> Iterator[tuple[torch.
         yield torch.arange(begin, begin + len(batch)), batch, torch.ones(len(batch), dtype=torch.bool)
 
 
-def _read_record(directory: Path) -> dict:
+def read_record(directory: Path) -> dict:
+    """The progress record of a features directory: {count, layer, pooled, done, unreadable}; {} when none."""
     try:
         return json.loads((directory / "progress.json").read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _write_record(directory: Path, record: dict) -> None:
+def write_record(directory: Path, record: dict) -> None:
     temporary = directory / f"progress.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(record))
     temporary.replace(directory / "progress.json")  # atomic: an interruption leaves the old record or the new
@@ -150,7 +151,7 @@ def stream_features(model: nn.Module, images, layer: str, directory: str | os.Pa
     if count == 0:
         raise ValueError("no images to extract from")
     identity = {"count": count, "layer": layer, "pooled": pooled}
-    record = _read_record(directory)
+    record = read_record(directory)
     target = directory / "features.npy"
     if not (target.is_file() and all(record.get(k) == v for k, v in identity.items())):
         record = {**identity, "done": 0, "unreadable": []}
@@ -184,7 +185,7 @@ def stream_features(model: nn.Module, images, layer: str, directory: str | os.Pa
                     if stop - committed >= chunk_size or stop == count:
                         features.flush()  # rows on disk before the record says they are
                         record["done"] = committed = stop
-                        _write_record(directory, record)
+                        write_record(directory, record)
                     if progress:
                         progress(stop / count, f"features of {layer}: {stop:,}/{count:,} images ({how})"
                                                + (f", resumed at {done:,}" if done else ""))

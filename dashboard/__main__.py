@@ -47,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--cluster", default=os.environ.get(CLUSTER_ENV) or None,
                         help="address of a running Dask scheduler whose workers run the models (default "
                              f"${CLUSTER_ENV}, else a local compute process is started)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="compute processes of the local cluster (default 1); with several, an image folder's "
+                             "features are extracted by all of them in shards (each on its own device when it "
+                             "has one). Not with --cluster, whose workers are its own")
     parser.add_argument("--cache-dir", default=None, help="where checkpoints and results are cached "
                                                           "(default $FEATURESCOPE_CACHE_DIR or ~/.cache/featurescope)")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode (off by default; never on a shared host)")
@@ -59,11 +63,15 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
             parser.exit(2, f"featurescope: error: {option} {value} is not a size in pixels (1..4096)\n")
     if args.resize is not None and args.image_size is not None and args.resize < args.image_size:
         parser.exit(2, f"featurescope: error: --resize {args.resize} is smaller than --image-size {args.image_size}\n")
+    if not 1 <= args.workers <= 64:
+        parser.exit(2, f"featurescope: error: --workers {args.workers} is not a number of processes (1..64)\n")
+    if args.workers > 1 and args.cluster:
+        parser.exit(2, "featurescope: error: --workers starts a local cluster; --cluster uses a running one\n")
     model = args.model or models.default_model(args.data)
     return AppConfig(
         model=model, data=args.data or models.default_dataset(model), layer=args.layer,
         checkpoint=args.checkpoint, device=args.device, cache_dir=args.cache_dir, host=args.host, port=args.port,
-        debug=args.debug, embedding=args.embedding, cluster=args.cluster, weights=args.weights,
+        debug=args.debug, embedding=args.embedding, cluster=args.cluster, workers=args.workers, weights=args.weights,
         precompute=args.precompute,
         image_size=args.image_size, resize=args.resize, download=args.download,
     )
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if config.cache_dir:
         set_cache_dir(config.cache_dir)  # before the compute process starts: it inherits the environment
-    service = ComputeService.start(config.source(), address=config.cluster)
+    service = ComputeService.start(config.source(), address=config.cluster, workers=config.workers)
     try:
         meta = Meta.from_description(service.run("describe", {}, timeout=600))
     except ERRORS_FOR_USERS as error:

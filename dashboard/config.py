@@ -19,6 +19,7 @@ class AppConfig:
     debug: bool = False
     embedding: str = "tsne"
     cluster: str | None = None  # address of a running Dask scheduler; None starts a local compute process
+    workers: int = 1  # compute processes of the local cluster (not with ``cluster``)
     precompute: bool = False  # embed every layer in the background after start-up (the CLI turns it on)
     weights: str | None = None  # torchvision weights: DEFAULT, an enum name (torch hub cache) or random
     image_size: int | None = None  # crop size of the images; None: the weights' transforms(), else the data's own

@@ -117,12 +117,12 @@ class Status:
     measured: bool = True  # False while the step running has no measurable progress: the bar shows no level
 
 
-def compute_process_environ(dask_environ: dict) -> dict:
+def compute_process_environ(dask_environ: dict, workers: int = 1) -> dict:
     """The environment a spawned compute process starts with: Dask's (``distributed.nanny.pre-spawn-environ``),
-    changed where it does not suit one long-lived process that runs torch."""
+    changed where it does not suit a long-lived process that runs torch, one of ``workers`` on this machine."""
     # Dask starts workers with OMP_NUM_THREADS=1 (it expects one task per core); the compute process runs torch
-    # and t-SNE, whose own thread pools should use every core rather than one.
-    cores = str(os.cpu_count() or 1)
+    # and t-SNE, whose own thread pools should use every core rather than one (their share, with several).
+    cores = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
     environ = {**dask_environ, "OMP_NUM_THREADS": cores, "MKL_NUM_THREADS": cores, "OPENBLAS_NUM_THREADS": cores}
     # Dask also sets MALLOC_TRIM_THRESHOLD_=65536 so that idle workers hand memory back to the OS. Setting it
     # switches off glibc's adaptive mmap threshold: every tensor over 128 KiB is then a fresh mmap, zero-filled
@@ -176,8 +176,9 @@ class ComputeService:
 
     @classmethod
     def start(cls, source: Source, address: str | None = None, processes: bool = True,
-              threads_per_worker: int = 8, **options) -> "ComputeService":
-        """Connect to the cluster at ``address``, or start a local one: one worker process, ``spawn``-ed.
+              threads_per_worker: int = 8, workers: int = 1, **options) -> "ComputeService":
+        """Connect to the cluster at ``address``, or start a local one: ``workers`` worker processes, ``spawn``-ed
+        (an image folder's features are then extracted by all of them, ``compute/jobs/extraction.py``).
 
         ``processes=False`` runs the worker as threads of this process (tests of callbacks only: the server must
         then hold models, which the real app never does). ``options`` go to the service (``long_slots``, ...).
@@ -187,7 +188,7 @@ class ComputeService:
 
         dask.config.set({
             "distributed.nanny.pre-spawn-environ":
-                compute_process_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {})),
+                compute_process_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}), workers),
             # A job that kills its worker (out of memory) must fail once, not be retried on three fresh workers.
             "distributed.scheduler.allowed-failures": 0,
             "distributed.worker.multiprocessing-method": "spawn",
@@ -198,7 +199,7 @@ class ComputeService:
             return cls(Client(address, timeout="20s"), source, **options)
         # Threads: the interactive jobs of a class at once, plus the long ones admitted (they step aside for the
         # interactive ones at every step, in the compute process).
-        cluster = LocalCluster(n_workers=1, threads_per_worker=threads_per_worker, processes=processes,
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
                                host="127.0.0.1",
                                # Dask's scheduler always serves HTTP (health, metrics): a free local port, not 8787.
                                dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)

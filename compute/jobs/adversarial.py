@@ -13,6 +13,7 @@ from compute import activations, embedding as layouts
 from compute.adversarial import (attacked, is_fooled, madry_step_size, panel, smallest_flipping_epsilon,
                                  success_curve)
 from compute.errors import UserError
+from compute.jobs.extraction import extract_on_cluster
 from compute.jobs.workspace import Workspace
 from compute.progress import Progress, scaled
 from compute.specs import adversarial as specs
@@ -86,6 +87,7 @@ def attack_job(workspace: Workspace, progress, index: int, method: str = "fgsm",
             return result
         mode = layouts.feature_mode(tuple(activations.single(model, original, [layer])[layer].shape), mode)
         features = layouts.features_of(model, torch.stack([original, adversarial]), layer, mode)
+        extract_on_cluster(workspace, model, layer, mode, scaled(progress, 0.2, 0.4))  # several workers: all extract
         layouts.layer_reduction(model, dataset, layer, mode, progress=scaled(progress, 0.2, 0.4))
     # The t-SNE/UMAP fit and transform need no model: other jobs may use it meanwhile.
     layout = layouts.layer_layout(model, dataset, layer, embedding, mode, progress=scaled(progress, 0.4, 0.9))

@@ -7,6 +7,7 @@ import torch
 from compute import activations, embedding, layers, predictions
 from compute.device import device_name
 from compute.errors import ModelError
+from compute.jobs.extraction import extract_on_cluster
 from compute.jobs.lanes import long_phase
 from compute.jobs.workspace import Workspace
 from compute.progress import scaled
@@ -80,7 +81,9 @@ def scatter(workspace: Workspace, progress, layer: str, method: str, features: s
         probabilities = predictions.probabilities(model, dataset)
         shape = activations.single(model, dataset.images[0], [layer])[layer].shape
         mode = embedding.feature_mode(tuple(shape), features)
-        # One batched pass over the data set, cached: every method of this layer starts from these features.
+        # One batched pass over the data set, cached: every method of this layer starts from these features. On a
+        # cluster of several workers, an image folder is extracted by all of them first (shards, resumable).
+        extract_on_cluster(workspace, model, layer, mode, progress=scaled(rest, 0.0625, 0.3125))
         embedding.layer_features(model, dataset, layer, mode, progress=scaled(rest, 0.0625, 0.3125))
     predicted = probabilities.argmax(1).numpy()
     labels = dataset.labels.numpy()

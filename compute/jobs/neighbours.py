@@ -7,6 +7,7 @@ import torch
 from compute import activations, embedding
 from compute.errors import UserError
 from compute.jobs import variants
+from compute.jobs.extraction import extract_on_cluster
 from compute.jobs.workspace import Workspace
 from compute.neighbours import nearest
 from compute.progress import scaled
@@ -31,6 +32,7 @@ def nearest_job(workspace: Workspace, progress, index: int, layer: str, features
         model = workspace.model(epoch, progress=scaled(progress, 0.0, 0.1))
         shape = activations.single(model, image, [layer])[layer].shape
         mode = embedding.feature_mode(tuple(shape), features)
+        extract_on_cluster(workspace, model, layer, mode, scaled(progress, 0.1, 0.9), epoch)  # several workers: all
         reduction, reduced = embedding.layer_reduction(model, dataset, layer, mode, progress=scaled(progress, 0.1, 0.9))
         if variant:
             vector = embedding.features_of(model, image[None], layer, mode)

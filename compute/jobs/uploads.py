@@ -9,6 +9,7 @@ import torch
 from compute import activations, neighbours
 from compute import embedding as layouts
 from compute.errors import UploadError
+from compute.jobs.extraction import extract_on_cluster
 from compute.jobs.workspace import Workspace
 from compute.progress import Progress, scaled
 from compute.upload_inputs import model_input
@@ -36,6 +37,7 @@ def place_job(workspace: Workspace, progress, id: str, layer: str, method: str, 
         outputs = activations.single(model, image, [layer])
         mode = layouts.feature_mode(tuple(outputs[layer].shape), features)
         vector = layouts.features_of(model, image[None], layer, mode)
+        extract_on_cluster(workspace, model, layer, mode, scaled(progress, 0.1, 0.4))  # several workers: all extract
         reduction, reduced = layouts.layer_reduction(model, dataset, layer, mode, progress=scaled(progress, 0.1, 0.4))
         own = neighbours.layer_own_distances(model, dataset, layer, mode)
     query = reduction.transform(vector).astype(np.float32) if reduction is not None else vector

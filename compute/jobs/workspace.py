@@ -56,7 +56,12 @@ class Workspace:
     def device(self) -> torch.device:
         from compute.device import pick_device
 
-        return pick_device(self.source.device)
+        device = pick_device(self.source.device)
+        if self.source.device in ("auto", "", None) and device.type == "cuda" and torch.cuda.device_count() > 1:
+            # The local cluster's workers (--workers N) are named 0..N-1: each takes its own GPU of the machine.
+            # A lab's cluster starts one worker per GPU with that GPU alone visible (dask-cuda), so count is 1 there.
+            device = torch.device("cuda", _worker_number() % torch.cuda.device_count())
+        return device
 
     @functools.cached_property
     def dataset(self):
@@ -87,14 +92,21 @@ class Workspace:
                 self._models[(LONG, key)] = model
         return self._models[(lane, key)]
 
-    def model(self, epoch: int | None = None, progress: Progress | None = None) -> torch.nn.Module:
-        """The model (trained on first use for the built-in one), one instance per epoch and lane, in eval mode."""
+    def _load(self, epoch: int | None, progress: Progress | None) -> torch.nn.Module:
         from compute import models
 
-        return self._lane_model(epoch, lambda: models.load(
-            self.source.model, epoch=epoch, checkpoint=self.source.checkpoint, device=self.device, progress=progress,
-            weights=self.source.weights, num_classes=len(self.dataset.classes),
-            dataset=self.dataset), progress)
+        return models.load(self.source.model, epoch=epoch, checkpoint=self.source.checkpoint, device=self.device,
+                           progress=progress, weights=self.source.weights, num_classes=len(self.dataset.classes),
+                           dataset=self.dataset)
+
+    def model(self, epoch: int | None = None, progress: Progress | None = None) -> torch.nn.Module:
+        """The model (trained on first use for the built-in one), one instance per epoch and lane, in eval mode."""
+        return self._lane_model(epoch, lambda: self._load(epoch, progress), progress)
+
+    def extraction_model(self, epoch: int | None = None) -> torch.nn.Module:
+        """An instance of the model (at ``epoch``) of its own for the shards of a cluster extraction
+        (``compute.shards``): they run beside this process's jobs, whose hooks and locks never meet it."""
+        return self._lane_model(("extraction", epoch), lambda: self._load(epoch, None))
 
     def will_train(self) -> bool:
         """True until the built-in model has its checkpoints: its first use trains it, most of that job's time."""
@@ -131,6 +143,16 @@ class Workspace:
         """Data-set image ``index`` (C, H, W) (a UserError when out of range). An image derived from it (an
         adversarial example, an upload) comes from :func:`compute.jobs.variants.image`."""
         return self.dataset.image(int(index))
+
+
+def _worker_number() -> int:
+    """This Dask worker's name when it is a number (a LocalCluster's workers), else 0."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().name)
+    except (ImportError, ValueError, TypeError):
+        return 0
 
 
 _workspaces: dict[Source, Workspace] = {}
