@@ -199,10 +199,18 @@ class ComputeService:
             return cls(Client(address, timeout="20s"), source, **options)
         # Threads: the interactive jobs of a class at once, plus the long ones admitted (they step aside for the
         # interactive ones at every step, in the compute process).
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                               host="127.0.0.1",
-                               # Dask's scheduler always serves HTTP (health, metrics): a free local port, not 8787.
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+        # Dask's nanny writes the compute processes' environment into this process's os.environ, and a later nanny
+        # reads os.environ before its config: a second service in this process (tests) would inherit this one's
+        # thread count. This process's own environment is given back once the workers are started.
+        environ = dict(os.environ)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
+                                   host="127.0.0.1",
+                                   # Dask's scheduler always serves HTTP (health, metrics): a free local port.
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
         return cls(Client(cluster), source, cluster, **options)
 
     def close(self, quietly: bool = False) -> None:

@@ -71,11 +71,19 @@ def cluster():
     import dask
     from distributed import Client, LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0") as local, Client(local) as client:
-            client.wait_for_workers(2)
-            yield client
+    # Dask's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_) into this process's
+    # os.environ, and a later nanny prefers os.environ to its config: every compute process a later test starts
+    # would inherit Dask's values. Put the environment back afterwards.
+    environ = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                              dashboard_address="127.0.0.1:0") as local, Client(local) as client:
+                client.wait_for_workers(2)
+                yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
