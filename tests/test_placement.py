@@ -144,31 +144,34 @@ def test_placement_equals_the_brute_force_neighbours_weighted_mean():
 
 
 def test_a_large_set_is_fitted_on_a_sample_and_the_rest_placed_by_their_sampled_neighbours():
-    features, labels = curved_clusters(3000, dims=12, seed=5)
+    features, labels = curved_clusters(2000, dims=12, seed=5)
     reports = []
     layout = embedding.fit(features, "tsne", sample_above=1000, sample_size=1000, labels=labels,
                            progress=lambda f, text, partial=None: reports.append((f, text, partial)))
     assert len(layout.sample) == 1000
     points = layout.coordinates
-    assert points.shape == (3000, 2) and np.isfinite(points).all()
+    assert points.shape == (2000, 2) and np.isfinite(points).all()
     np.testing.assert_array_equal(points[layout.sample], layout.fitted.coordinates)
-    rest = np.setdiff1d(np.arange(3000), layout.sample)
+    rest = np.setdiff1d(np.arange(2000), layout.sample)
     nearest, expected = brute_force_placement(features[layout.sample], features[rest], layout.fitted.coordinates)
     close = np.linalg.norm(points[rest] - expected, axis=1) <= 1e-4 * np.ptp(points)
     assert close.mean() > 0.95
-    # Held-out placed points sit almost as well as fitted ones (measured: kNN accuracy 0.83 vs 0.84): within 0.05.
+    # Held-out placed points sit almost as well as fitted ones: kNN accuracy within 0.05 (1,000 points each: a
+    # binomial std of ~0.012 per share, so 0.05 is noise plus a small loss; a placement into the wrong cluster
+    # costs far more).
     quality = layout.quality
+    print(quality)
     assert quality["held_out"] == 1000 and quality["neighbours"] == placement.QUALITY_NEIGHBOURS
     assert quality["knn_accuracy_placed"] >= quality["knn_accuracy_fitted"] - 0.05
     assert quality["trustworthiness_placed"] >= quality["trustworthiness_fitted"] - 0.02
     assert quality["knn_accuracy_placed"] == placement.knn_accuracy(
-        points, labels, placement.held_out_points(3000, layout.sample)[0])
-    # Every intermediate layout shows all 3,000 points; the bar only rises.
+        points, labels, placement.held_out_points(2000, layout.sample)[0])
+    # Every intermediate layout shows all 2,000 points; the bar only rises.
     partials = [partial["coords"] for _, _, partial in reports if partial is not None]
-    assert partials and all(p.shape == (3000, 2) for p in partials)
+    assert partials and all(p.shape == (2000, 2) for p in partials)
     fractions = [f for f, _, _ in reports if f is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert any("nearest of 1,000 sampled points for the other 2,000" in text for _, text, _ in reports)
+    assert any("nearest of 1,000 sampled points for the other 1,000" in text for _, text, _ in reports)
 
 
 def test_a_cancel_while_placing_stops_the_fit():
@@ -180,3 +183,35 @@ def test_a_cancel_while_placing_stops_the_fit():
 
     with pytest.raises(Cancelled):
         embedding.fit(features, "tsne", sample_above=500, sample_size=500, progress=cancel)
+
+
+def umap_layout(features: np.ndarray, epochs: int) -> np.ndarray:
+    """UMAP (15 neighbours, started from the PCA layout, as ``fit_umap``) with few epochs: affordable at 50,000."""
+    import umap
+
+    start = embedding.fit_pca(features, 0, None).coordinates
+    return umap.UMAP(n_neighbors=15, n_epochs=epochs, random_state=0, init=start).fit_transform(features)
+
+
+def test_placement_quality_at_50000_points_is_within_a_margin_of_fitting_every_point():
+    """Fitted on 10,000 of 50,000 and the rest placed, against UMAP fitted on all 50,000 (same settings): on 1,000
+    held-out placed points, kNN accuracy in 2-D within 0.03 and trustworthiness within 0.02 of the full fit's.
+
+    Why these margins: the classes overlap (a 10-NN classifier in feature space scores ~0.84), and two full fits with
+    different seeds differ by about 0.01 in kNN accuracy on 1,000 points (binomial std of a 0.83 share: 0.012);
+    0.03 is that noise plus a small real loss. Measured here (10-D features, 60 epochs): see NOTES-FOR-README.md."""
+    features, labels = curved_clusters(50_000, dims=10, seed=7)
+    sample = embedding.choose_sample(len(features))
+    held_out, _ = placement.held_out_points(len(features), sample)
+    rest = np.setdiff1d(np.arange(len(features)), sample)
+    fitted = umap_layout(features[sample], epochs=60)
+    placed = np.empty((len(features), 2), dtype=np.float32)
+    placed[sample] = fitted
+    placed[rest] = placement.sample_neighbours(features[sample], features[rest]).place(fitted)
+    full = umap_layout(features, epochs=60)
+    placed_quality = placement.group_quality(features, placed, held_out, labels)
+    full_quality = placement.group_quality(features, full, held_out, labels)
+    print("placed", placed_quality, "full", full_quality)
+    assert placed_quality["knn_accuracy"] >= full_quality["knn_accuracy"] - 0.03
+    assert placed_quality["trustworthiness"] >= full_quality["trustworthiness"] - 0.02
+    assert full_quality["knn_accuracy"] > 0.7  # the full fit itself keeps the classes (a broken reference fails)
