@@ -3,7 +3,9 @@
 A :class:`Layout` keeps every fitted part of a layer's embedding: the PCA pre-reduction to <= 50 dimensions and
 the fitted 2-D embedder. So new images (an adversarial example, an upload) can be placed into the very scatter
 the user sees: PCA projects them, openTSNE's ``TSNEEmbedding.transform`` and UMAP's ``transform`` optimise
-them against the fixed layout.
+them against the fixed layout. Above ``SAMPLE_ABOVE`` points t-SNE and UMAP are fitted on a sample and the other
+points (up to a million) placed by their nearest sampled neighbours (:mod:`compute.placement`): hundreds of times
+faster per point than ``transform``, which stays for the few images placed one at a time.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from compute.activations import extract
 from compute.cache import get_cache, memoize
 from compute.errors import UserError
 from compute.specs.embedding import EMBEDDERS, ITERATIVE
-from compute.projection import exact_pca, randomized_pca
-from compute.progress import Progress
+from compute.placement import layout_quality, sample_neighbours
+from compute.projection import (STREAMED_MAX_WIDTH, exact_pca, project_in_chunks, randomized_pca, streamed_pca)
+from compute.progress import Progress, scaled
 
 PRE_REDUCE_DIMS = 50
 # Beyond this many points t-SNE and UMAP are fitted on a random sample of SAMPLE_SIZE and the rest placed into it:
@@ -30,6 +33,13 @@ SAMPLE_SIZE = 10_000
 TSNE_REPORT_EVERY = 25  # iterations between the intermediate layouts t-SNE sends to the page
 # Beyond this many floats per image a conv layer is embedded from its channel means (spatial pooling).
 MAX_FLAT_FEATURES = 32768
+# Features bigger than this (or memory-mapped from disk) are PCA-reduced by the streamed pass, one chunk in memory
+# at a time; smaller ones by the randomized SVD in torch, as before (its layouts are the ones tests and tour pinned).
+STREAM_ABOVE_BYTES = 256 * 2 ** 20
+# The 2-D PCA of more rows than this goes through the streamed covariance (an SVD of a million rows takes a
+# float64 copy of them).
+STREAM_PCA_ROWS_ABOVE = 100_000
+NEIGHBOURS_SHARE = 0.2  # of a sampled fit's bar: finding every point's nearest sampled points, before the fit
 
 
 class CannotPlace(ValueError):
@@ -48,7 +58,11 @@ class Fitted:
 def fit_pca(features: np.ndarray, seed: int, progress: Progress | None, initialization=None) -> Fitted:
     """Exact PCA to 2-D (:func:`~compute.projection.exact_pca`: at most 50 columns after the pre-reduction). The first
     picture of a new layer is this layout, and scikit-learn's PCA made it wait for scikit-learn's import in a fresh
-    compute process (1.25 s on two cores). A layer with one value per image gets a zero second axis."""
+    compute process (1.25 s on two cores). A layer with one value per image gets a zero second axis. Beyond
+    ``STREAM_PCA_ROWS_ABOVE`` rows the same components come from the streamed covariance."""
+    if len(features) > STREAM_PCA_ROWS_ABOVE:
+        projection = streamed_pca(features, 2)
+        return Fitted(project_in_chunks(projection, features), projection)
     projection, coordinates = exact_pca(features, 2)
     return Fitted(coordinates, projection)
 
@@ -115,12 +129,28 @@ def fit_umap(features: np.ndarray, seed: int, progress: Progress | None, initial
 
 
 
-def fit_reduction(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0) -> tuple[Any, np.ndarray]:
-    """(the fitted :class:`Projection`, or None when nothing was reduced; the reduced features (N, <= dims) float32)."""
-    features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
-    if features.shape[1] <= dims or len(features) <= dims:
-        return None, features
-    return randomized_pca(features, dims, seed)
+def streams(features) -> bool:
+    """Whether ``features`` (N, D) are reduced by the streamed PCA: memory-mapped or large, and not too wide."""
+    width = int(np.prod(features.shape[1:]))
+    large = isinstance(features, np.memmap) or len(features) * width * 4 > STREAM_ABOVE_BYTES
+    return large and width <= STREAMED_MAX_WIDTH
+
+
+def fit_reduction(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0,
+                  progress: Progress | None = None) -> tuple[Any, np.ndarray]:
+    """(the fitted :class:`Projection`, or None when nothing was reduced; the reduced features (N, <= dims) float32).
+
+    A memory-mapped or large feature file is read in chunks (:func:`~compute.projection.streamed_pca`, exact):
+    only the (N, dims) result is held whole."""
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    count, width = len(features), int(np.prod(features.shape[1:]))
+    if width <= dims or count <= dims:
+        return None, np.asarray(features, dtype=np.float32).reshape(count, -1)
+    if streams(features):
+        projection = streamed_pca(features, dims, progress=scaled(progress, 0.0, 0.5))
+        return projection, project_in_chunks(projection, features, progress=scaled(progress, 0.5, 1.0))
+    return randomized_pca(np.asarray(features, dtype=np.float32).reshape(count, -1), dims, seed)
 
 
 def reduce_dimensions(features: np.ndarray, dims: int = PRE_REDUCE_DIMS, seed: int = 0) -> np.ndarray:
@@ -154,6 +184,9 @@ class Layout:
     fitted: Fitted
     sample: np.ndarray | None = None
     placed_coordinates: np.ndarray | None = None  # (N, 2) of every point when fitted on a sample
+    # When fitted on a sample: how well the placed points sit against the fitted ones (compute.placement's
+    # ``layout_quality``: trustworthiness, and kNN accuracy in 2-D when labels were given), plain numbers.
+    quality: dict | None = None
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -183,26 +216,16 @@ def choose_sample(count: int, seed: int = 0, limit: int = SAMPLE_ABOVE, size: in
     return np.sort(np.random.default_rng(seed).choice(count, size=min(size, count), replace=False))
 
 
-def _nearest_in_sample(reduced: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    """For each of the N points, the position (in ``sample``) of its nearest sampled point: (N,) int64. While a
-    sampled t-SNE converges, every point is shown where its nearest sampled neighbour is."""
-    from sklearn.neighbors import NearestNeighbors
-
-    search = NearestNeighbors(n_neighbors=1).fit(reduced[sample])
-    return search.kneighbors(reduced, return_distance=False)[:, 0]
-
-
 def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None = None,
-        sample_above: int = SAMPLE_ABOVE, sample_size: int = SAMPLE_SIZE) -> Layout:
+        sample_above: int = SAMPLE_ABOVE, sample_size: int = SAMPLE_SIZE, labels=None) -> Layout:
     """Fit ``method`` to ``features`` (N, D) — or (N, ...) flattened — after the <= 50-dim PCA pre-reduction.
 
     t-SNE and UMAP start from the PCA layout; above ``sample_above`` points they are fitted on a random sample of
-    ``sample_size`` and the other points placed into it (``Layout.sample``).
+    ``sample_size`` and every other point placed at its nearest sampled points (``Layout.sample``), with the
+    placement's quality measured (``Layout.quality``; ``labels`` (N,) add kNN accuracy to it).
     """
     if method not in EMBEDDERS:
         raise UserError(f"unknown embedding method {method!r}; choose one of: {', '.join(EMBEDDERS)}")
-    if isinstance(features, torch.Tensor):
-        features = features.detach().cpu().numpy()
     reduction, reduced = fit_reduction(features, seed=seed)
     if len(reduced) < 3:
         raise ValueError("an embedding needs at least 3 samples")
@@ -214,24 +237,33 @@ def fit(features, method: str = "pca", seed: int = 0, progress: Progress | None 
     if sample is None:
         initialization = tsne_initialization(start, seed) if method == "tsne" else start
         return Layout(method, reduction, function(reduced, seed, progress, initialization=initialization))
-    nearest = _nearest_in_sample(reduced, sample)
+    rest = np.setdiff1d(np.arange(len(reduced)), sample)
+    if progress:
+        progress(0.0, f"finding the nearest of {len(sample):,} sampled points for the other {len(rest):,}")
+    neighbours = sample_neighbours(reduced[sample], reduced[rest], seed=seed,
+                                   progress=scaled(progress, 0.0, NEIGHBOURS_SHARE))
+
+    def every_point(sample_coordinates: np.ndarray) -> np.ndarray:
+        coordinates = np.empty((len(reduced), 2), dtype=np.float32)
+        coordinates[sample] = sample_coordinates
+        coordinates[rest] = neighbours.place(sample_coordinates)
+        return coordinates
+
+    fitting = scaled(progress, NEIGHBOURS_SHARE, 1.0)
 
     def spread(fraction: float | None, text: str, partial: dict | None = None) -> None:
-        if partial is not None and "coords" in partial:  # sample layout -> every point at its nearest sampled one
-            partial = {**partial, "coords": np.asarray(partial["coords"])[nearest]}
-        value = None if fraction is None else 0.9 * fraction
-        progress(value, text) if partial is None else progress(value, text, partial)
+        if partial is not None and "coords" in partial:  # the sample's layout -> every point placed into it
+            partial = {**partial, "coords": every_point(np.asarray(partial["coords"]))}
+        fitting(fraction, text) if partial is None else fitting(fraction, text, partial)
 
     initialization = tsne_initialization(start[sample], seed) if method == "tsne" else start[sample]
     fitted = function(reduced[sample], seed, spread if progress else None, initialization=initialization)
+    coordinates = every_point(fitted.coordinates)
     if progress:
-        progress(0.9, f"placing the other {len(reduced) - len(sample):,} points into the layout of "
-                      f"{len(sample):,}")
-    coordinates = np.empty((len(reduced), 2), dtype=np.float32)
-    coordinates[sample] = fitted.coordinates
-    rest = np.setdiff1d(np.arange(len(reduced)), sample)
-    coordinates[rest] = _transform(fitted, method, reduced[rest])  # in the frame of the sample's layout
-    return Layout(method, reduction, fitted, sample, coordinates)
+        progress(1.0, f"placed the other {len(rest):,} points into the layout of {len(sample):,}; "
+                      "measuring the placement")
+    quality = layout_quality(reduced, coordinates, sample, labels, seed=seed)
+    return Layout(method, reduction, fitted, sample, coordinates, quality)
 
 
 def embed(features, method: str = "pca", seed: int = 0, progress: Progress | None = None) -> np.ndarray:
@@ -279,8 +311,8 @@ def layer_layout(model, dataset, layer: str, method: str, mode: str = "flat", se
     reduction, features = layer_reduction(model, dataset, layer, mode, progress=progress)
     # The features are already <= 50 dims, so ``fit`` reduces nothing more: the coordinates are those of
     # ``embed(layer_features(...))``, as they always were.
-    inner = fit(features, method, seed=seed, progress=progress)
-    return Layout(method, reduction, inner.fitted, inner.sample, inner.placed_coordinates)
+    inner = fit(features, method, seed=seed, progress=progress, labels=dataset.labels.numpy())
+    return Layout(method, reduction, inner.fitted, inner.sample, inner.placed_coordinates, inner.quality)
 
 
 @memoize

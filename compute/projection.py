@@ -80,3 +80,58 @@ def randomized_pca(features, dims: int, seed: int = 0) -> tuple[Projection, np.n
     components = torch.from_numpy(np.ascontiguousarray(_largest_entry_positive(rows[:dims].numpy())))
     projection = Projection(mean.numpy(), components.numpy(), (singular[:dims] ** 2 / max(count - 1, 1)).numpy())
     return projection, times(components.T).contiguous().numpy()
+
+
+STREAM_CHUNK_ROWS = 65_536  # rows read at a time by the streamed PCA: 16 MB of a 64-wide float32 file
+STREAMED_MAX_WIDTH = 4096  # its (D, D) float64 scatter matrix is 128 MB here; wider data take the randomized SVD
+
+
+def _chunks(count: int, chunk_rows: int):
+    for start in range(0, count, chunk_rows):
+        yield start, min(count, start + chunk_rows)
+
+
+def streamed_pca(features, dims: int, chunk_rows: int = STREAM_CHUNK_ROWS, progress=None) -> Projection:
+    """The exact top ``dims`` principal components of ``features`` (N, D) — a memory-mapped file, say — in one pass
+    over its rows, ``chunk_rows`` at a time: never more than one chunk (and a (D, D) matrix) in memory.
+
+    Each chunk's mean and centred scatter matrix are merged into the running ones (Chan, Golub and LeVeque's
+    pairwise update, in float64): no raw sums of squares, so a large common offset (ReLU features all positive)
+    costs no precision. The components are the eigenvectors of the covariance, signed as :func:`exact_pca`'s.
+    ``progress(fraction, text)`` is called after each chunk (it may raise to cancel).
+    """
+    count, width = len(features), int(np.prod(features.shape[1:]))
+    mean = np.zeros(width)
+    scatter = np.zeros((width, width))
+    seen = 0
+    for start, end in _chunks(count, chunk_rows):
+        chunk = np.asarray(features[start:end], dtype=np.float64).reshape(end - start, width)
+        chunk_mean = chunk.mean(axis=0)
+        centred = chunk - chunk_mean
+        delta = chunk_mean - mean
+        total = seen + len(chunk)
+        scatter += centred.T @ centred + np.outer(delta, delta) * (seen * len(chunk) / total)
+        mean += delta * (len(chunk) / total)
+        seen = total
+        if progress:
+            progress(seen / count, f"PCA: {seen:,}/{count:,} rows read")
+    variance, vectors = np.linalg.eigh(scatter / max(count - 1, 1))  # ascending
+    kept = min(dims, width)
+    components = np.zeros((dims, width))
+    components[:kept] = _largest_entry_positive(vectors[:, ::-1][:, :kept].T)
+    explained = np.zeros(dims)
+    explained[:kept] = np.maximum(variance[::-1][:kept], 0.0)
+    return Projection(mean.astype(np.float32), components.astype(np.float32), explained.astype(np.float32))
+
+
+def project_in_chunks(projection: Projection, features, chunk_rows: int = STREAM_CHUNK_ROWS,
+                      progress=None) -> np.ndarray:
+    """``projection.transform`` of ``features`` (N, D) read ``chunk_rows`` at a time: (N, k) float32, the only
+    array of N rows held in memory."""
+    count = len(features)
+    projected = np.empty((count, len(projection.components)), dtype=np.float32)
+    for start, end in _chunks(count, chunk_rows):
+        projected[start:end] = projection.transform(features[start:end])
+        if progress:
+            progress(end / count, f"projecting: {end:,}/{count:,} rows")
+    return projected

@@ -350,21 +350,4 @@ def test_choose_sample_takes_a_sorted_random_subset_only_above_the_limit():
     np.testing.assert_array_equal(sample, embedding.choose_sample(50_000, seed=3))
 
 
-def test_a_large_set_is_fitted_on_a_sample_and_the_rest_placed_into_that_layout():
-    features, labels = clusters(per_cluster=150, dims=20, count=4, seed=7)  # 600 points
-    reports = []
-    layout = embedding.fit(features, "tsne", sample_above=400, sample_size=300,
-                           progress=lambda f, text, partial=None: reports.append((text, partial)))
-    assert layout.sample is not None and len(layout.sample) == 300
-    points = layout.coordinates
-    assert points.shape == (600, 2) and np.isfinite(points).all()
-    np.testing.assert_array_equal(points[layout.sample], layout.fitted.coordinates)
-    rest = np.setdiff1d(np.arange(600), layout.sample)
-    # Reference: the placed points are what placing them again into the finished layout gives.
-    extent = np.ptp(points, axis=0).max()
-    np.testing.assert_allclose(layout.place(features[rest]), points[rest], rtol=0, atol=1e-3 * extent)
-    assert nearest_neighbour_agreement(points, labels) > 0.95
-    # While it converged, every one of the 600 points was shown (at its nearest sampled neighbour).
-    partials = [partial["coords"] for _, partial in reports if partial is not None]
-    assert partials and all(p.shape == (600, 2) for p in partials)
-    assert any("placing the other 300 points" in text for text, _ in reports)
+# Fitting on a sample and placing the rest: tests/test_placement.py.

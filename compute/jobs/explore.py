@@ -110,8 +110,10 @@ def scatter(workspace: Workspace, progress, layer: str, method: str, features: s
         converging(fraction, text, partial)
 
     with long_phase(workspace.gate):
-        coords = embedding.layer_embedding(model, dataset, layer, method, mode, progress=stream)
-    return {**described, "coords": np.asarray(coords, dtype=np.float32), "method": method}
+        layout = embedding.layer_layout(model, dataset, layer, method, mode, progress=stream)
+    # Fitted on a sample: how well the placed points sit (trustworthiness, kNN accuracy in 2-D), for the page.
+    return {**described, "coords": layout.coordinates, "method": method,
+            "layout_quality": getattr(layout, "quality", None)}
 
 
 JOBS = {"describe": describe, "explore.scatter": scatter}
