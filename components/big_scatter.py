@@ -131,18 +131,18 @@ def png_data_uri(rgba: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def density_trace(coords: np.ndarray, groups: np.ndarray, colours: list[str], x_range, y_range,
+def density_image(coords: np.ndarray, groups: np.ndarray, colours: list[str], x_range, y_range,
                   pixels: tuple[int, int] = DENSITY_PIXELS) -> dict:
-    """The density image of the view as an image trace's properties (source PNG, its place on the axes)."""
-    width, height = pixels
+    """The density image of the view as a layout image under the points, stretched over the view's ranges.
+
+    A layout image, not an image trace: with an image trace in the subplot, plotly's WebGL hover and click picked
+    points up to 100 px from the mouse (measured in headless Chromium), and it would reverse the y axis."""
     counts = density_counts(coords, groups, len(colours), x_range, y_range, pixels)
     x0, x1 = map(float, x_range)
     y0, y1 = map(float, y_range)
-    dx, dy = (x1 - x0) / width, (y1 - y0) / height
-    # The image trace places row k of its source at y0 + k * dy, and ignores a negative dy (measured: the picture
-    # came out upside down): so the PNG goes bottom row first, from the lowest y up.
-    return {"source": png_data_uri(density_rgba(counts, colours)[::-1]), "x0": x0 + dx / 2, "dx": dx,
-            "y0": y0 + dy / 2, "dy": dy}
+    return {"name": DENSITY_TRACE, "source": png_data_uri(density_rgba(counts, colours)), "xref": "x", "yref": "y",
+            "x": x0, "y": y1, "sizex": x1 - x0, "sizey": y1 - y0, "xanchor": "left", "yanchor": "top",
+            "sizing": "stretch", "layer": "below"}
 
 
 def customdata(indices: np.ndarray, labels: np.ndarray, predicted: np.ndarray, classes: list[str],
@@ -157,7 +157,7 @@ def customdata(indices: np.ndarray, labels: np.ndarray, predicted: np.ndarray, c
 
 def view_content(coords, labels, predicted, classes, color_by, priority, x_range, y_range,
                  output_names=None, samples=None, cap: int = SHOWN_POINTS) -> dict:
-    """What a view of the big scatter shows: ``density`` (image trace properties), ``points`` (x, y, customdata and
+    """What a view of the big scatter shows: ``density`` (a layout image), ``points`` (x, y, customdata and
     marker of the shown points), ``indices`` (the shown points), ``in_view`` (how many points the view holds)."""
     groups = scatter.colour_groups(color_by, labels, predicted, classes)
     indices, in_view = shown_points(coords, priority, x_range, y_range, cap)
@@ -169,7 +169,7 @@ def view_content(coords, labels, predicted, classes, color_by, priority, x_range
               "y": np.asarray(coords[indices, 1], dtype=float).tolist(),
               "customdata": customdata(indices, labels, predicted, classes, output_names, samples),
               "marker": marker}
-    return {"density": density_trace(coords, groups["values"], groups["colours"], x_range, y_range),
+    return {"density": density_image(coords, groups["values"], groups["colours"], x_range, y_range),
             "points": points, "indices": indices, "in_view": in_view, "legend": groups["legend"]}
 
 
@@ -183,16 +183,15 @@ def big_scatter(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, c
                 color_by: str = "true", selected: int | None = None, title: str = "", revision: str = "",
                 output_names: list[str] | None = None, samples: np.ndarray | None = None,
                 priority: np.ndarray | None = None) -> dict:
-    """The whole figure (a plotly figure dict) for a big layout, zoomed out: ``data[0]`` the density image of every point, ``data[1]``
-    the shown points (:func:`shown_points`), then the legend keys and the selection ring, as in
-    :func:`scatter.embedding_scatter`. ``samples`` (N,): the sample each point stands for (default: its index).
+    """The whole figure (a plotly figure dict) for a big layout, zoomed out: ``layout.images[0]`` the density
+    image of every point; ``data[0]`` the shown points (:func:`shown_points`), then the legend keys and the
+    selection ring, as in :func:`scatter.embedding_scatter`. ``samples`` (N,): the sample each point stands for (default: its index).
     """
     priority = point_priority(len(coords)) if priority is None else priority
     x_range, y_range = full_view(coords)
     content = view_content(coords, labels, predicted, classes, color_by, priority, x_range, y_range, output_names,
                            samples)
     figure = go.Figure()
-    figure.add_trace(go.Image(name=DENSITY_TRACE, hoverinfo="skip", zsmooth="fast", **content["density"]))
     figure.add_trace(go.Scattergl(
         mode="markers", name=scatter.POINTS_TRACE, showlegend=False,
         hovertemplate="#%{customdata[0]}<br>true: %{customdata[1]}<br>predicted: %{customdata[2]}<extra></extra>",
@@ -213,15 +212,14 @@ def big_scatter(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, c
     figure.update_layout(
         legend={"title": {"text": scatter.COLOUR_MODES.get(color_by, "")}, "itemsizing": "constant",
                 "font": {"size": theme.FONT_SIZE}, "itemclick": False, "itemdoubleclick": False},
-        uirevision=revision, clickmode="event", hovermode="closest", dragmode="pan",
+        uirevision=revision, clickmode="event", hovermode="closest", dragmode="pan", images=[content["density"]],
         meta={"big": True, "count": int(len(coords)), "in_view": content["in_view"],
-              "shown": int(len(content["indices"]))},
+              "shown": int(len(content["indices"])), "view": {"x": list(x_range), "y": list(y_range)}},
     )
-    # An image trace would reverse the y axis and fix the aspect ratio by default: a layout's axes do neither.
-    figure.update_xaxes(showticklabels=False, zeroline=False, showgrid=False, scaleanchor=False,
-                        range=list(x_range), autorange=False)
+    # Fixed ranges: the density image covers exactly the view it was drawn for.
+    figure.update_xaxes(showticklabels=False, zeroline=False, showgrid=False, range=list(x_range), autorange=False)
     figure.update_yaxes(showticklabels=False, zeroline=False, showgrid=False, range=list(y_range), autorange=False)
     # The points go in after plotly.py's validation, which takes seconds over 20,000 rows of customdata.
     drawn = figure.to_plotly_json()
-    drawn["data"][1].update(content["points"])
+    drawn["data"][0].update(content["points"])
     return drawn

@@ -66,14 +66,14 @@ def test_a_pixel_takes_its_points_mean_colour_and_an_empty_pixel_is_transparent(
     assert 0 < rgba[0, 1, 3] <= 255
 
 
-def test_the_density_image_is_sent_bottom_row_first_and_placed_on_the_view(layout):
+def test_the_density_image_is_stretched_over_the_view_under_the_points(layout):
     coords, labels = layout["coords"], layout["labels"]
     colours = [scatter.theme.class_colour(k) for k in range(10)]
-    trace = big_scatter.density_trace(coords, labels, colours, (-5.0, 12.0), (-8.0, 6.0), (64, 40))
+    image = big_scatter.density_image(coords, labels, colours, (-5.0, 12.0), (-8.0, 6.0), (64, 40))
     counts = big_scatter.density_counts(coords, labels, 10, (-5.0, 12.0), (-8.0, 6.0), (64, 40))
-    np.testing.assert_array_equal(decoded_png(trace["source"]), big_scatter.density_rgba(counts, colours)[::-1])
-    assert trace["dx"] == pytest.approx(17 / 64) and trace["dy"] == pytest.approx(14 / 40)
-    assert trace["x0"] == pytest.approx(-5 + 17 / 128) and trace["y0"] == pytest.approx(-8 + 14 / 80)
+    np.testing.assert_array_equal(decoded_png(image["source"]), big_scatter.density_rgba(counts, colours))
+    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (-5.0, 6.0, 17.0, 14.0)
+    assert (image["xanchor"], image["yanchor"], image["sizing"], image["layer"]) == ("left", "top", "stretch", "below")
 
 
 def test_a_views_points_are_the_points_inside_it_at_most_the_cap_and_stay_while_in_view(layout):
@@ -127,9 +127,9 @@ def test_the_big_figure_holds_the_density_then_the_shown_points_standing_for_the
     figure = big_scatter.big_scatter(layout["coords"], layout["labels"], layout["predicted"], CLASSES, "correct",
                                      selected=7, samples=layout["samples"])
     names = [trace.get("name") for trace in figure["data"]]
-    assert names[:2] == ["density", "points"] and names[-1] == "selected"
-    assert len(names) == 2 + scatter.legend_slots(CLASSES) + 1
-    points = figure["data"][1]
+    assert names[0] == "points" and names[-1] == "selected" and len(names) == 1 + scatter.legend_slots(CLASSES) + 1
+    assert [image["name"] for image in figure["layout"]["images"]] == ["density"]
+    points = figure["data"][0]
     assert len(points["x"]) == big_scatter.SHOWN_POINTS == figure["layout"]["meta"]["shown"]
     assert figure["layout"]["meta"]["in_view"] == len(layout["coords"])
     shown, _ = big_scatter.shown_points(layout["coords"], big_scatter.point_priority(len(layout["coords"])),
@@ -141,7 +141,7 @@ def test_the_big_figure_holds_the_density_then_the_shown_points_standing_for_the
     assert points["marker"]["color"] == wrong.astype(int).tolist()
     ring = figure["data"][-1]
     assert ring["customdata"][0][0] == 7 and ring["x"][0] == pytest.approx(float(layout["coords"][7, 0]))
-    assert figure["layout"]["yaxis"]["autorange"] is False and figure["layout"]["xaxis"]["scaleanchor"] is False
+    assert figure["layout"]["yaxis"]["autorange"] is False and figure["layout"]["xaxis"]["autorange"] is False
 
 
 def test_a_zoom_patches_the_density_and_the_points_of_the_new_view(layout):
@@ -150,8 +150,9 @@ def test_a_zoom_patches_the_density_and_the_points_of_the_new_view(layout):
     assigned = {tuple(op["location"]): op["params"]["value"] for op in patch.to_plotly_json()["operations"]}
     shown, in_view = big_scatter.shown_points(layout["coords"], big_scatter.point_priority(len(layout["coords"])),
                                               view["x"], view["y"])
-    np.testing.assert_allclose(assigned[("data", 1, "x")], layout["coords"][shown, 0])
-    assert assigned[("data", 0, "x0")] == pytest.approx(6 + 6 / 1600)
+    np.testing.assert_allclose(assigned[("data", 0, "x")], layout["coords"][shown, 0])
+    assert assigned[("data", 0, "selectedpoints")] is None
+    assert assigned[("layout", "images")][0]["x"] == 6.0 and assigned[("layout", "images")][0]["sizey"] == 7.0
     assert assigned[("layout", "meta")]["in_view"] == in_view and note.startswith(f"{in_view:,} points in view")
 
 

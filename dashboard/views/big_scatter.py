@@ -18,7 +18,33 @@ VIEW = "scatter-view"  # {"x": [low, high], "y": [low, high]}: what the big scat
 VIEW_NOTE = "scatter-view-note"  # "123,456 points in view: density of all, 20,000 drawn as points"
 SELECTED_NOTE = "scatter-selected-note"  # what the last box or lasso selection holds, over every point
 SELECTED_COUNT = "scatter-selected-count"  # the same as data: {"count", "kind"} (tests read it)
-POINTS_INDEX = 1  # data[0] is the density image, data[1] the points, then the legend keys and the ring
+WATCH = "scatter-view-watch"  # the output of WATCH_VIEW, which returns nothing
+POINTS_INDEX = 0  # data[0] holds the points, then the legend keys and the ring; layout.images[0] the density
+
+# A whole figure drawn after the user zoomed (two draws asked at once, the second answered after the zoom; a
+# layer's layout arriving while zoomed) keeps the user's ranges (uirevision) but holds the zoomed-out density and
+# points: after each redraw, a view that is not the one the figure was drawn for (layout.meta.view) is asked for
+# again, once per figure. A zoom or pan the user makes asks by itself (relayoutData): it is not asked twice.
+WATCH_VIEW = """
+function(drawn) {
+    const gd = document.querySelector('#%(graph)s .js-plotly-plot');
+    if (!gd || !drawn || !drawn.big || gd.featurescopeViewWatch) { return window.dash_clientside.no_update; }
+    gd.featurescopeViewWatch = true;
+    const hasRanges = event => event && Object.keys(event).some(key => /^[xy]axis\.(range|autorange)/.test(key));
+    gd.on('plotly_relayout', event => { if (hasRanges(event)) { gd.featurescopeAskedFor = gd.layout.meta; } });
+    gd.on('plotly_afterplot', () => {
+        const meta = gd.layout && gd.layout.meta;
+        if (!meta || !meta.big || !meta.view || gd.featurescopeAskedFor === meta) { return; }
+        const x = gd.layout.xaxis.range, y = gd.layout.yaxis.range;
+        const differs = (a, b) => Math.abs(a[0] - b[0]) + Math.abs(a[1] - b[1]) > 1e-6 * Math.abs(b[1] - b[0]);
+        if (x && y && (differs(x, meta.view.x) || differs(y, meta.view.y))) {
+            gd.featurescopeAskedFor = meta;
+            setTimeout(() => Plotly.relayout(gd, {'xaxis.range': x.slice(), 'yaxis.range': y.slice()}), 0);
+        }
+    });
+    return window.dash_clientside.no_update;
+}
+"""
 
 
 def is_big_result(result: dict | None) -> bool:
@@ -28,7 +54,8 @@ def is_big_result(result: dict | None) -> bool:
 def notes():
     """The line under the scatter (empty, and without height, for a small layout)."""
     return html.Div([html.Span(id=VIEW_NOTE), " ", html.Span(id=SELECTED_NOTE),
-                     html.Span(id=SELECTED_COUNT, hidden=True), dcc.Store(id=VIEW)], className="scatter-notes")
+                     html.Span(id=SELECTED_COUNT, hidden=True), dcc.Store(id=VIEW),
+                     dcc.Store(id=WATCH)], className="scatter-notes")
 
 
 def _range(relayout: dict, axis: str) -> list[float] | None:
@@ -79,10 +106,13 @@ def view_patch(result: dict, classes: list[str], color_by: str, view: dict, outp
                                        big_scatter.point_priority(len(coords)), view["x"], view["y"], output_names,
                                        result.get("samples"))
     patch = Patch()
-    for key, value in content["density"].items():
-        patch["data"][0][key] = value
+    patch["layout"]["images"] = [content["density"]]
     for key, value in content["points"].items():
         patch["data"][POINTS_INDEX][key] = value
+    # A box or lasso marks points by their place in the trace: over new points it would mark others (and plotly's
+    # WebGL picking then answered a hover or a click with a point 100 px away), so a new view starts unselected.
+    patch["data"][POINTS_INDEX]["selectedpoints"] = None
+    patch["layout"]["selectionrevision"] = f"{view['x']}|{view['y']}"
     for slot, key in enumerate(scatter.legend_traces(content["legend"], scatter.legend_slots(classes))):
         patch["data"][POINTS_INDEX + 1 + slot]["name"] = key["name"]
         patch["data"][POINTS_INDEX + 1 + slot]["showlegend"] = key["showlegend"]
@@ -124,6 +154,7 @@ def selection_note(counted: dict, classes: list[str]) -> str:
 def register(app, graph: str, job_store: str, color_by: str, drawn: str, latest: Callable, classes: list[str],
              output_names: list[str] | None) -> None:
     """The zoom and the selection of the big scatter. ``latest(job) -> (result, shown, final)``."""
+    app.clientside_callback(WATCH_VIEW % {"graph": graph}, Output(WATCH, "data"), Input(drawn, "data"))
 
     @app.callback(
         Output(graph, "figure", allow_duplicate=True),
