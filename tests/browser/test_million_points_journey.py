@@ -54,8 +54,14 @@ def inside_polygon_reference(coords: np.ndarray, xs: list[float], ys: list[float
 
 def zoom(page, view: dict) -> dict:
     """Zoom as a drag does (a relayout of both ranges) and wait for the server's points of that view."""
-    page.evaluate(f"(view) => Plotly.relayout({GRAPH}, {{'xaxis.range': view.x, 'yaxis.range': view.y}})", view)
-    page.wait_for_function(VIEW_SHOWN, arg=view, timeout=120_000)
+    for attempt in range(4):
+        page.evaluate(f"(view) => Plotly.relayout({GRAPH}, {{'xaxis.range': view.x, 'yaxis.range': view.y}})", view)
+        try:
+            page.wait_for_function(VIEW_SHOWN, arg=view, timeout=45_000)
+            break
+        except Exception:  # playwright's TimeoutError: a whole figure answered late replaced the view; zoom again
+            if attempt == 3:
+                raise
     return page.evaluate("() => { const gd = " + GRAPH + "; return {meta: gd.layout.meta, x: Array.from(gd.data[0].x),"
                          " y: Array.from(gd.data[0].y), samples: gd.data[0].customdata.map(row => Number(row[0]))}; }")
 
