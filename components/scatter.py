@@ -37,34 +37,46 @@ def _predicted_names(predicted: np.ndarray, classes: list[str], output_names: li
                       dtype=object)
 
 
-def point_colours(color_by: str, labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """How the points look under ``color_by``: ``marker`` for the points trace (a colour number per point on a
-    discrete colour scale; sizes per point when wrong ones are larger) and ``legend``: (name, colour, size) keys."""
+def colour_groups(color_by: str, labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """The colour group of each point under ``color_by``: ``values`` (N,) int colour numbers into ``colours``,
+    ``legend``: (name, colour, size) keys, and ``wrong`` (N,) bool when coloured by correctness (else None)."""
     labels, predicted = np.asarray(labels), np.asarray(predicted)
+    wrong = None
     if color_by == "correct":
         wrong = labels != predicted
         colours = [theme.CORRECT_COLOURS["correct"], theme.CORRECT_COLOURS["wrong"]]
         values = wrong.astype(np.int8)
-        sizes = np.where(wrong, WRONG_MARKER_SIZE, MARKER_SIZE).astype(np.int8).tolist()
         legend = [(f"correct ({int((~wrong).sum()):,})", colours[0], MARKER_SIZE),
                   (f"wrong ({int(wrong.sum()):,})", colours[1], WRONG_MARKER_SIZE)]
     else:
         values = predicted if color_by == "predicted" else labels
         colours = [theme.class_colour(k) for k in range(len(classes))]
-        sizes = MARKER_SIZE
         legend = [(name, colours[k], MARKER_SIZE) for k, name in enumerate(classes)]
         beyond = (values < 0) | (values >= len(classes))
         if beyond.any():  # a model with more outputs than the data has classes: those predictions in grey
             values = np.where(beyond, len(classes), values)
             colours.append(theme.MUTED)
             legend.append((f"{OTHER_OUTPUT} ({int(beyond.sum()):,})", theme.MUTED, MARKER_SIZE))
-    # A discrete scale: colour number k (0..K-1) sits in its own band [k/K, (k+1)/K] of one colour.
+    return {"values": np.asarray(values).astype(int), "colours": colours, "legend": legend, "wrong": wrong}
+
+
+def discrete_marker(values: np.ndarray, colours: list[str], sizes) -> dict:
+    """A points trace's marker: colour number k (0..K-1) on a discrete scale, where it sits in its own band
+    [k/K, (k+1)/K] of one colour."""
     count = len(colours)
     scale = [[edge / count, colour] for k, colour in enumerate(colours) for edge in (k, k + 1)]
-    marker = {"color": np.asarray(values).astype(int).tolist(), "colorscale": scale, "cmin": -0.5,
-              "cmax": count - 0.5, "size": sizes, "opacity": 0.85,
-              "line": {"width": 0, "color": theme.BACKGROUND}}
-    return {"marker": marker, "legend": legend}
+    return {"color": np.asarray(values).astype(int).tolist(), "colorscale": scale, "cmin": -0.5,
+            "cmax": count - 0.5, "size": sizes, "opacity": 0.85,
+            "line": {"width": 0, "color": theme.BACKGROUND}}
+
+
+def point_colours(color_by: str, labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """How the points look under ``color_by``: ``marker`` for the points trace (a colour number per point on a
+    discrete colour scale; sizes per point when wrong ones are larger) and ``legend``: (name, colour, size) keys."""
+    groups = colour_groups(color_by, labels, predicted, classes)
+    wrong = groups["wrong"]
+    sizes = MARKER_SIZE if wrong is None else np.where(wrong, WRONG_MARKER_SIZE, MARKER_SIZE).astype(np.int8).tolist()
+    return {"marker": discrete_marker(groups["values"], groups["colours"], sizes), "legend": groups["legend"]}
 
 
 def legend_traces(legend: list[tuple], slots: int) -> list[dict]:

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from compute import activations, embedding, layers, predictions
+from compute.generated_layout import generated_layout, generated_points
 from compute.device import device_name
 from compute.errors import ModelError
 from compute.jobs.extraction import extract_on_cluster
@@ -98,6 +99,10 @@ def scatter(workspace: Workspace, progress, layer: str, method: str, features: s
         "shape": list(shape),
         "sample_size": None if sample is None else int(len(sample)),
     }
+    generated = generated_points()
+    if generated is not None:  # a test's or a benchmark's many points over this data set (compute.generated_layout)
+        return {**described, **generated_layout(labels, predicted, generated), "method": method, "sample_size": None,
+                "generated": True}
     pca = embedding.layer_embedding(model, dataset, layer, "pca", mode)
     if method == "pca":
         return {**described, "coords": np.asarray(pca, dtype=np.float32), "method": "pca"}

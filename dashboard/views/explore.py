@@ -6,6 +6,7 @@ from dash import Input, Output, Patch, State, dcc, html, no_update
 
 from components import controls, scatter, theme
 from compute.specs import embedding
+from dashboard.views import big_scatter
 from dashboard.views.context import (EMBEDDING, FEATURES, HIGHLIGHT, LAYER, SCATTER, SELECTION, STATUS,
                                      ViewContext, draw_at_gl_pixel_ratio, selected_index)
 from dashboard.views.links import Entry
@@ -47,7 +48,7 @@ function(selection, figure) {
 PLACE_POINTS = """
 function(placed, figure) {
     const none = window.dash_clientside.no_update;
-    if (!placed || !figure || !figure.data || !figure.data.length || figure.data[0].name !== 'points'
+    if (!placed || !placed.x || !figure || !figure.data || !figure.data.length || figure.data[0].name !== 'points'
         || (figure.data[0].x || []).length !== placed.x.length) { return none; }
     const gd = document.querySelector('#%(graph)s .js-plotly-plot');
     const n = placed.x.length, newX = placed.x, newY = placed.y;
@@ -232,6 +233,7 @@ def layout(context: ViewContext) -> html.Section:
         panel.status(),
         dcc.Graph(id=SCATTER, figure=scatter.empty_figure("preparing the embedding ..."),
                   config=theme.graph_config("featurescope-embedding"), className="scatter-graph"),
+        big_scatter.notes(),
         dcc.Store(id=SCATTER_LAYOUT), dcc.Store(id=SCATTER_DRAWN), dcc.Store(id=FIRST_SCREEN),
         class_name="explore",
     )
@@ -264,6 +266,8 @@ def scatter_title(result: dict, shown: dict, final: bool = True) -> str:
     method = result.get("method") or shown["method"]
     title = scatter.scatter_title(embedding.EMBEDDERS[method].label, shown["layer"], result["mode"],
                                   result["values_per_image"], len(result["labels"]), result.get("sample_size"))
+    if result.get("generated"):
+        title += " (generated layout)"
     if not final:
         wanted = embedding.EMBEDDERS[shown["method"]].label
         title += f" · {wanted} converging" if method == shown["method"] else f" · {wanted} on its way"
@@ -274,6 +278,9 @@ def placed_layout(result: dict, shown: dict, final: bool) -> dict:
     """What the page's PLACE_POINTS needs to move the points: x, y in sample order, the title, and ``revision`` (the
     layer, method and features: a new one resets the zoom)."""
     coords = np.asarray(result["coords"])
+    if big_scatter.is_big_result(result):  # the server draws a big layout (dashboard.views.big_scatter): no points
+        return {"title": scatter_title(result, shown, final), "final": final, "stage": result.get("method"),
+                "revision": f"{shown['layer']}|{shown['method']}|{result['mode']}", "count": len(coords)}
     return {"x": _rounded(coords[:, 0]), "y": _rounded(coords[:, 1]), "title": scatter_title(result, shown, final),
             "revision": f"{shown['layer']}|{shown['method']}|{result['mode']}", "final": final,
             "stage": result.get("method")}
@@ -335,26 +342,50 @@ def register(app, context: ViewContext) -> None:
     @app.callback(
         Output(SCATTER, "figure", allow_duplicate=True),
         Output(SCATTER_DRAWN, "data"),
+        Output(big_scatter.VIEW, "data", allow_duplicate=True),
+        Output(big_scatter.VIEW_NOTE, "children", allow_duplicate=True),
         Input(panel.job_id, "data"),
         Input(COLOR_BY, "value"),
         State(SCATTER_DRAWN, "data"),
         State(SELECTION, "data"),
+        State(big_scatter.VIEW, "data"),
         prevent_initial_call=True,
     )
-    def draw_points(job, color_by, drawn, selection):
+    def draw_points(job, color_by, drawn, selection, view):
         """The figure whole when the page has none of this data yet; a colour change as a Patch; else nothing (new
-        layouts move the points in the browser: PLACE_POINTS)."""
+        layouts move the points in the browser: PLACE_POINTS). A big layout: :func:`draw_big`."""
         result, shown, final = _latest(context.service, job)
         if result is None:
-            return no_update, no_update
+            return no_update, no_update, no_update, no_update
+        if big_scatter.is_big_result(result):
+            return draw_big(result, shown, final, job, color_by, drawn, selection, view)
         count = len(result["labels"])
         if drawn and drawn.get("count") == count:
             if drawn.get("color") == color_by:
-                return no_update, no_update
-            return recolour(result, classes, color_by), {"count": count, "color": color_by}
+                return no_update, no_update, no_update, no_update
+            return recolour(result, classes, color_by), {"count": count, "color": color_by}, no_update, ""
         figure = scatter_figure(result, shown, classes, color_by, selected_index(selection), final,
                                 context.meta.model_classes)
-        return figure, {"count": count, "color": color_by}
+        return figure, {"count": count, "color": color_by}, None, ""
+
+    def draw_big(result, shown, final, job, color_by, drawn, selection, view):
+        """A big layout: whole and zoomed out when the page shows another layout; the same layout in a new colour
+        or a newer stage of it (t-SNE converging) as a Patch of the view on screen."""
+        count, revision = len(result["labels"]), f"{shown['layer']}|{shown['method']}|{result['mode']}"
+        stage = f"{job.get('key')}|{job.get('revision', 0)}|{final}"
+        now = {"count": count, "color": color_by, "big": True, "revision": revision, "stage": stage}
+        title = scatter_title(result, shown, final)
+        if drawn and drawn.get("big") and drawn.get("revision") == revision and view:
+            if drawn.get("color") == color_by and drawn.get("stage") == stage:
+                return no_update, no_update, no_update, no_update
+            patch, note = big_scatter.view_patch(result, classes, color_by, view, context.meta.model_classes, title)
+            return patch, now, no_update, note
+        figure, view, note = big_scatter.full_figure(result, classes, color_by, selected_index(selection), title,
+                                                     revision, context.meta.model_classes)
+        return figure, now, view, note
+
+    big_scatter.register(app, SCATTER, panel.job_id, COLOR_BY, SCATTER_DRAWN,
+                         lambda job: _latest(context.service, job), classes, context.meta.model_classes)
 
     app.clientside_callback(
         PLACE_POINTS,

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from dash import Input, Output, Patch, dcc, html, no_update
 
-from components import controls
+from components import big_scatter, controls
 from dashboard.thumbnails import thumbnail_url
 from dashboard.views.context import ViewContext
 from dashboard.views.links import Entry
@@ -125,11 +125,14 @@ def register(app, context: ViewContext) -> None:
                   Input(MODE, "value"), Input(SIZE, "value"), Input(SCATTER_JOB, "data"), prevent_initial_call=True)
     def draw_images(mode, size, job):
         patch = Patch()
+        status = service.status(job["key"]) if isinstance(job, dict) and job.get("key") else None
+        result = status.result if status is not None and status.state == "done" else None
+        if isinstance(result, dict) and "labels" in result and big_scatter.is_big(len(result["labels"])):
+            # The big scatter's layout.images holds its density image (components.big_scatter): left alone.
+            return no_update, (f"not drawn above {big_scatter.BIG_SCATTER:,} points" if mode else "")
         if not mode:
             patch["layout"]["images"] = []
             return patch, ""
-        status = service.status(job["key"]) if isinstance(job, dict) and job.get("key") else None
-        result = status.result if status is not None and status.state == "done" else None
         if not isinstance(result, dict) or "coords" not in result:
             return no_update, "the images appear once the scatter is drawn"
         images = image_layout(result["coords"], size or DEFAULT_SIZE_PERCENT)
