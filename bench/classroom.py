@@ -62,6 +62,7 @@ def classroom(service: ComputeService, sessions: int, pace: tuple[float, float],
     rng.shuffle(unclicked)
     lock = threading.Lock()
     latencies: list[float] = []
+    clicked_at: list[float] = []
     long_keys: list[str] = []
     long_done = threading.Event()
     start = time.perf_counter()
@@ -85,6 +86,7 @@ def classroom(service: ComputeService, sessions: int, pace: tuple[float, float],
                 wait_done(service, key)
             with lock:
                 latencies.append(time.perf_counter() - clicked)
+                clicked_at.append(clicked)
             time.sleep(local.uniform(*pace))
 
     def teacher(number: int, job: tuple[str, dict]) -> None:
@@ -104,7 +106,8 @@ def classroom(service: ComputeService, sessions: int, pace: tuple[float, float],
     long_done.set()
     for thread in threads:
         thread.join()
-    return latencies, long_end[0] - start
+    during = sum(1 for clicked in clicked_at if clicked < long_end[0])  # clicks made while long jobs ran
+    return latencies, long_end[0] - start, during
 
 
 def main() -> None:
@@ -129,12 +132,14 @@ def main() -> None:
                                  ("attribution.maps", {"index": index, "methods": ATTRIBUTION})):
                 wait_done(service, service.submit(name, params, holder=("alone", name)))
             alone.append(time.perf_counter() - clicked)
-        latencies, total = classroom(service, args.sessions, tuple(args.pace), long_jobs(seed=2)[:args.long],
+        latencies, total, during = classroom(service, args.sessions, tuple(args.pace), long_jobs(seed=2)[:args.long],
                                      args.long, args.minimum, seed=3)
         (facts,) = service.worker_facts().values()
     finally:
         service.close()
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    mean_alone = sum(alone) / len(alone)
+    everything = serial + during * mean_alone
     share = load.share()
     rows = [
         Row("12a", f"A class at once: {args.sessions} sessions clicking every {args.pace[0]:g}-{args.pace[1]:g} s "
@@ -146,6 +151,12 @@ def main() -> None:
                    "robustness curve, the smallest epsilon, channel statistics of every layer) while the class "
                    "clicks", sec(total), f"the same jobs one after another, no clicks: {sec(serial)}",
             ratio(total / serial), "≤ 1.3× serial", met(total <= 1.3 * serial)),
+        # On 2 cores the class's own clicks are work too (hundreds of clicks at ~0.1 s of both cores each): the long
+        # jobs cannot end before all the work done meanwhile. So the fair serial is everything one after another.
+        Row("12c", f"The same total, against all the work of that time one after another: the long jobs serially "
+                   f"and the {during} clicks made while they ran, each at its time alone",
+            sec(total), f"{sec(serial)} + {during} x {sec(mean_alone)} = {sec(everything)}",
+            ratio(total / everything), "≤ 1.3× serial", met(total <= 1.3 * everything)),
     ]
     print(markdown_table(rows))
     print(f"\nother processes used about {0 if share is None else round(100 * share)}% of the machine's CPU time; "
