@@ -42,7 +42,7 @@ def flush_denormals() -> None:
 
 
 # The first layer is what the filters slide shows. Its 5x5 kernels were chosen by measurement over 3x3, 5x5 and 7x7
-# on the digits (NOTES-FOR-README.md): 5x5 learnt the most oriented stroke detectors, where 7x7 learnt mostly round
+# on the digits (README, "The course's claims"): 5x5 learnt the most oriented stroke detectors, where 7x7 learnt mostly round
 # blobs and 3x3 is too small to show a stroke. They start from a tenth of PyTorch's default initialisation: the
 # untrained filters are white noise, only weak. The digits are 8x8 scans upsampled bilinearly and hold no high
 # spatial frequencies, so no gradient ever reaches that part of a random kernel; at full size it would stay and

@@ -199,7 +199,7 @@ def test_placement_quality_at_50000_points_is_within_a_margin_of_fitting_every_p
 
     Why these margins: the classes overlap (a 10-NN classifier in feature space scores ~0.84), and two full fits with
     different seeds differ by about 0.01 in kNN accuracy on 1,000 points (binomial std of a 0.83 share: 0.012);
-    0.03 is that noise plus a small real loss. Measured here (10-D features, 60 epochs): see NOTES-FOR-README.md."""
+    0.03 is that noise plus a small real loss. Measured here (10-D features, 60 epochs): see the README's benchmark section."""
     features, labels = curved_clusters(50_000, dims=10, seed=7)
     sample = embedding.choose_sample(len(features))
     held_out, _ = placement.held_out_points(len(features), sample)
