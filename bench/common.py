@@ -165,3 +165,20 @@ def markdown_table(rows: list[Row]) -> str:
     lines = [cells(HEADER), cells(["---"] * len(HEADER))]
     lines += [cells((r.key, r.what, r.measured, r.baseline, r.ratio, r.target, r.met)) for r in rows]
     return "\n".join(lines)
+
+
+def photo_like_folder(root, count: int, width: int, height: int, field: tuple[int, int] = (8, 8)):
+    """``count`` JPEGs of ``width`` x ``height`` in two classes: smooth random colour fields (a ``field`` of random
+    pixels upsampled), so they compress and decode like photos."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        folder = root / f"class_{k % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        small = rng.integers(0, 256, (*field, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((width, height), Image.BICUBIC).save(folder / f"{k:06d}.jpg", quality=90)
+    return root

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import photo_like_folder
+
 LAYER, SIZE, SHARD = "avgpool", 64, 256
 
 
@@ -35,15 +37,7 @@ class RandomResnet18:
 
 def make_folder(root: Path, count: int) -> Path:
     """``count`` JPEGs of 64x64 (smooth random colour fields, so they compress like photos) in two classes."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for k in range(count):
-        folder = root / f"class_{k % 2}"
-        folder.mkdir(parents=True, exist_ok=True)
-        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((SIZE, SIZE), Image.BICUBIC).save(folder / f"{k:06d}.jpg", quality=90)
-    return root
+    return photo_like_folder(root, count, SIZE, SIZE)
 
 
 def cluster_pass(dataset, warmup, workers: int, directory: Path) -> tuple[float, float, np.ndarray]:

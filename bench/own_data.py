@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row, met, ratio
+from bench.common import Row, met, photo_like_folder, ratio
 
 LAYER = "avgpool"
 TARGET = 0.9  # the project's pass within 0.9x of the DataLoader's images/s
@@ -23,15 +23,7 @@ TARGET = 0.9  # the project's pass within 0.9x of the DataLoader's images/s
 
 def make_folder(root: Path, count: int) -> Path:
     """``count`` JPEGs of 500x375 (smooth random colour fields, so they compress like photos) in two classes."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for k in range(count):
-        folder = root / f"class_{k % 2}"
-        folder.mkdir(parents=True, exist_ok=True)
-        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(folder / f"{k:05d}.jpg", quality=90)
-    return root
+    return photo_like_folder(root, count, 500, 375, field=(12, 16))
 
 
 def _model(device: str):
