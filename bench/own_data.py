@@ -13,8 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bench.common import Row, met, photo_like_folder, ratio
 
 LAYER = "avgpool"
