@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.helpers import click_scatter_point, wait_for_scatter
 
@@ -82,10 +83,19 @@ def test_a_redraw_in_the_projector_theme_scales_the_markers_once_and_switching_b
 def test_hover_shows_the_image_and_the_image_mode_draws_images(page, server_url):
     _open_pca(page, server_url)
     target = click_scatter_point(page, 2)
-    page.mouse.move(target["x"] + 40, target["y"] + 40)
-    page.mouse.move(target["x"], target["y"])
-    page.wait_for_function("""() => { const i = document.querySelector('#thumbnails-hover-image');
-        return i && i.offsetParent !== null && i.complete && i.naturalWidth > 0; }""", timeout=WAIT)
+    # A hover that lands while the figure redraws (a panel's answer arriving) is lost, as a click is: move again.
+    for attempt in range(4):
+        page.mouse.move(target["x"] + 40, target["y"] + 40)
+        page.mouse.move(target["x"], target["y"])
+        try:
+            # The point's own image (the move on the way may have shown a neighbour's first), loaded and shown.
+            page.wait_for_function("""(index) => { const i = document.querySelector('#thumbnails-hover-image');
+                return i && i.offsetParent !== null && i.complete && i.naturalWidth > 0
+                    && (i.getAttribute('src') || '').includes('/thumbnail/' + index + '.png'); }""",
+                                   arg=target["index"], timeout=WAIT if attempt == 3 else 20_000)
+            break
+        except PlaywrightTimeout:
+            continue
     source = page.get_attribute("#thumbnails-hover-image", "src")
     assert source == f"/_featurescope/thumbnail/{target['index']}.png?size=96"
     assert page.inner_text("#thumbnails-hover-text").startswith(f"#{target['index']}")
