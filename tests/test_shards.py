@@ -225,7 +225,7 @@ def test_a_file_broken_after_loading_is_a_blank_row_listed_as_the_one_process_pa
     assert dataset.images.unreadable == ["b/050.jpg"]
 
 
-def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(folder, tmp_path):
+def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(folder, tmp_path, monkeypatch):
     """The app's path: ``--workers 2`` starts two compute processes; the scatter's job runs the shards from its
     worker on both, and the store it reads holds the one-process pass's features."""
     from compute.jobs.workspace import workspace
@@ -234,6 +234,10 @@ def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(
     from dashboard.service import ComputeService
 
     source = Source(model="resnet18", weights="random", data=str(folder), image_size=SIZE)
+    # Dask reads thread counts from os.environ before its config, and a nanny that restarted a killed worker in an
+    # earlier test (test_service) wrote its own there: the app's share of the cores is what is tested here.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
     service = ComputeService.start(source, workers=2, threads_per_worker=2)
     try:
         result = service.run("explore.scatter", {"layer": "layer2", "method": "pca"}, timeout=600)
