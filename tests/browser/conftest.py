@@ -42,7 +42,22 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 90.0) -> Non
 
 
 def start_server(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """``python -m dashboard`` on a free port, counting the models it builds (its /_featurescope/audit route)."""
+    """``python -m dashboard`` on a free port, counting the models it builds (its /_featurescope/audit route).
+    A port found free can be taken before the server binds it (a Dask worker's or scheduler's own port, picked
+    at random the same way): then the server says so and exits, and is started again on another port."""
+    for attempt in range(3):
+        try:
+            return _start_server_once(*args, env=env)
+        except PortTaken:
+            if attempt == 2:
+                raise
+
+
+class PortTaken(RuntimeError):
+    """The free port found for the server was taken before it bound it."""
+
+
+def _start_server_once(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full pipe blocks the server.
     log = open(Path(os.environ["FEATURESCOPE_CACHE_DIR"]) / f"server-{port}.log", "w+")
@@ -53,7 +68,12 @@ def start_server(*args: str, env: dict | None = None) -> tuple[subprocess.Popen,
     )
     process.log = log
     url = f"http://127.0.0.1:{port}/"
-    _wait_for(url, process)
+    try:
+        _wait_for(url, process)
+    except RuntimeError as error:
+        if "Address already in use" in str(error) or "is in use by another program" in str(error):
+            raise PortTaken(str(error)) from error
+        raise
     return process, url
 
 
