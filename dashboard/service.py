@@ -117,6 +117,15 @@ class Status:
     measured: bool = True  # False while the step running has no measurable progress: the bar shows no level
 
 
+def restore_environ(values: dict[str, str | None]) -> None:
+    """Set each variable of ``values`` in this process's os.environ back to its value (None: unset)."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def compute_process_environ(dask_environ: dict, workers: int = 1) -> dict:
     """The environment a spawned compute process starts with: Dask's (``distributed.nanny.pre-spawn-environ``),
     changed where it does not suit a long-lived process that runs torch, one of ``workers`` on this machine."""
@@ -147,6 +156,7 @@ class ComputeService:
         self.client = client
         self.source = source
         self.cluster = cluster
+        self._environ_before: dict[str, str | None] = {}  # start(): this process's values of the workers' variables
         self.session_ttl_s = session_ttl_s
         self.results_bytes = results_bytes
         self._lock = threading.RLock()
@@ -199,19 +209,22 @@ class ComputeService:
             return cls(Client(address, timeout="20s"), source, **options)
         # Threads: the interactive jobs of a class at once, plus the long ones admitted (they step aside for the
         # interactive ones at every step, in the compute process).
-        # Dask's nanny writes the compute processes' environment into this process's os.environ, and a later nanny
-        # reads os.environ before its config: a second service in this process (tests) would inherit this one's
-        # thread count. This process's own environment is given back once the workers are started.
-        environ = dict(os.environ)
+        # Dask's nanny writes the compute processes' environment into this process's os.environ (when it starts
+        # them, and again when it restarts one), and a later nanny reads os.environ before its config: a second
+        # service in this process (tests) would inherit this one's thread count. This process's own values are
+        # given back once the workers are started, and again when the service closes.
+        environ_before = {name: os.environ.get(name)
+                          for name in dask.config.get("distributed.nanny.pre-spawn-environ", {})}
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
                                    host="127.0.0.1",
                                    # Dask's scheduler always serves HTTP (health, metrics): a free local port.
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
         finally:
-            os.environ.clear()
-            os.environ.update(environ)
-        return cls(Client(cluster), source, cluster, **options)
+            restore_environ(environ_before)
+        service = cls(Client(cluster), source, cluster, **options)
+        service._environ_before = environ_before
+        return service
 
     def close(self, quietly: bool = False) -> None:
         """Stop the client and the local cluster; ``quietly`` keeps Dask's shutdown notes out of a one-line error."""
@@ -223,6 +236,7 @@ class ComputeService:
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+            restore_environ(self._environ_before)
 
     def worker_facts(self) -> dict:
         """pid, CUDA state and threads of each compute process (address -> facts)."""

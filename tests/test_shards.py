@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from compute import activations, data, extraction, shards
+from dashboard.service import restore_environ
 
 SIZE, SHARD, BATCH = 16, 24, 8  # 200 images -> 9 shards (the last one of 8), 3 batches each
 LAYER = "3"
@@ -74,7 +75,7 @@ def cluster():
     # Dask's nanny writes its pre-spawn environment (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_) into this process's
     # os.environ, and a later nanny prefers os.environ to its config: every compute process a later test starts
     # would inherit Dask's values. Put the environment back afterwards.
-    environ = dict(os.environ)
+    environ_before = {name: os.environ.get(name) for name in dask.config.get("distributed.nanny.pre-spawn-environ")}
     try:
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -82,8 +83,7 @@ def cluster():
                 client.wait_for_workers(2)
                 yield client
     finally:
-        os.environ.clear()
-        os.environ.update(environ)
+        restore_environ(environ_before)
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +234,8 @@ def test_the_scatter_job_extracts_a_folder_on_every_worker_of_the_local_cluster(
     from dashboard.service import ComputeService
 
     source = Source(model="resnet18", weights="random", data=str(folder), image_size=SIZE)
-    # Dask reads thread counts from os.environ before its config, and a nanny that restarted a killed worker in an
-    # earlier test (test_service) wrote its own there: the app's share of the cores is what is tested here.
+    # Dask reads thread counts from os.environ before its config, and this module's cluster, still open, wrote its
+    # own there when its nanny restarted the worker killed above: the app's share of the cores is tested here.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     service = ComputeService.start(source, workers=2, threads_per_worker=2)
